@@ -1,0 +1,9 @@
+//! spaceport-controller: the Kubernetes side of spaceport.
+//!
+//! It reconciles `Space` custom resources into Deployments, Services and
+//! volumes, builds Spaces through an in-cluster Docker API endpoint, and
+//! scales idle Spaces to zero. It reuses the Space model and the pure plan of
+//! `spaceport-runtime`; it must not duplicate them.
+
+/// The runtime's Space model, re-exported so the CRD embeds the exact same types.
+pub use spaceport_runtime::config;
