@@ -1,0 +1,1 @@
+//! The Space configuration read from a README's YAML front matter.
