@@ -367,7 +367,8 @@ impl Decoder {
                     sdk_node = Some(v);
                     sdk = self.choice(key, v, Sdk::NAMES);
                     if sdk.is_none() && v.is_null() {
-                        self.push(missing_sdk(v.pos));
+                        // An empty value has no position of its own; its key does.
+                        self.push(missing_sdk(k.pos));
                     }
                 }
                 "sdk_version" => sdk_version = Some(v),

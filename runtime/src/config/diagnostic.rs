@@ -127,7 +127,7 @@ impl Diagnostic {
             code,
             position,
             key: None,
-            message: message.into(),
+            message: escape_controls(message.into()),
             hint: None,
         }
     }
@@ -140,7 +140,7 @@ impl Diagnostic {
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.hint = Some(escape_controls(hint.into()));
         self
     }
 
@@ -181,6 +181,24 @@ impl fmt::Display for DisplayIn<'_> {
         }
         Ok(())
     }
+}
+
+/// Messages quote what the user wrote; control characters in it (line
+/// breaks, terminal escapes) are shown escaped so that a message stays one
+/// line and cannot forge output or recolor a terminal.
+fn escape_controls(s: String) -> String {
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The closest candidate to `word` by edit distance, if it is close enough to
@@ -224,6 +242,16 @@ mod tests {
             did_you_mean("colorfrom", &["colorFrom", "colorTo"]),
             Some("colorFrom")
         );
+    }
+
+    #[test]
+    fn messages_never_carry_raw_control_characters() {
+        let d = Diagnostic::error(
+            Code::InvalidValue,
+            Position::START,
+            "bad 'a\r\nSet-Cookie: x\u{1b}[31m'",
+        );
+        assert_eq!(d.message, "bad 'a\\r\\nSet-Cookie: x\\u{1b}[31m'");
     }
 
     #[test]

@@ -538,25 +538,21 @@ checked_string!(
 impl BasePath {
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         if !s.starts_with('/') {
-            return Err(
-                Invalid::new(format!("base_path '{s}' does not start with '/'"))
-                    .hint("write a path such as /docs"),
-            );
+            return Err(Invalid::new(format!("'{s}' does not start with '/'"))
+                .hint("write a path such as /docs"));
         }
         if s.starts_with("//") || s.contains('\\') {
-            return Err(
-                Invalid::new(format!("base_path '{s}' could lead to another site"))
-                    .hint("use a path on the Space itself, such as /docs"),
-            );
+            return Err(Invalid::new(format!("'{s}' could lead to another site"))
+                .hint("use a path on the Space itself, such as /docs"));
         }
         if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(
-                Invalid::new("base_path contains spaces or control characters")
+                Invalid::new("the path contains spaces or control characters")
                     .hint("percent-encode them"),
             );
         }
         if s.split(['/', '?', '#']).any(|p| p == "..") {
-            return Err(Invalid::new(format!("base_path '{s}' contains '..'")));
+            return Err(Invalid::new(format!("'{s}' contains '..'")));
         }
         Ok(BasePath(s.to_owned()))
     }
