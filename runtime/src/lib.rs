@@ -1,4 +1,11 @@
 //! spaceport-runtime: the Space model, the pure build/run plan, and everything
 //! one machine needs to run Spaces.
+//!
+//! Modules, in the order a Space passes through them: [`config`] reads the
+//! README, [`plan`] turns it into a build and a run (pure), [`folder`]
+//! reads a repo from disk for the plan. [`stage`] and [`hardware`] are the
+//! shared vocabulary.
 
 pub mod config;
+pub mod hardware;
+pub mod stage;
