@@ -1,0 +1,898 @@
+//! Forwarding: one request from a client to a Space's upstream and back.
+//!
+//! Order of checks: header size, host, route, access, body size, wake, then
+//! the exchange. Requests go to upstreams over pooled HTTP/1.1 whatever the
+//! client spoke; hop-by-hop headers (the fixed list and every name listed in
+//! `Connection`) are removed both ways; X-Forwarded-For/Host/Proto/Prefix and
+//! `Forwarded` are set (client-sent values are replaced unless the proxy is
+//! told to trust a load balancer in front); bodies stream frame by frame
+//! (SSE is never buffered); `Upgrade` requests (WebSocket) become a tunnel
+//! copying bytes both ways. Failures become pages through
+//! [`crate::pages::Failure`]; this module must not render pages itself.
+
+use std::convert::Infallible;
+use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{
+    CONNECTION, CONTENT_TYPE, FORWARDED, HOST, LOCATION, SET_COOKIE, UPGRADE, USER_AGENT,
+};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
+};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body, Frame, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::access::{self, Decision};
+use crate::balance::{self, Lease};
+use crate::idle::{ActiveGuard, IdleTracker};
+use crate::limits;
+use crate::meter::{self, SpaceMeter};
+use crate::pages::Failure;
+use crate::route::{CompiledRoute, Resolution};
+use crate::server::Shared;
+use crate::wake::{self, Outcome};
+
+/// Errors of any body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of every request and response the proxy passes on.
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
+/// The pooled HTTP/1.1 client to upstreams.
+pub type UpstreamClient = Client<HttpConnector, ProxyBody>;
+
+/// The request id header, set on the upstream request and the response.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+
+/// Headers that describe one connection, not the message.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Facts about the client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The peer address.
+    pub peer: SocketAddr,
+    /// Whether the client connected over TLS.
+    pub tls: bool,
+}
+
+/// Builds the upstream client.
+pub(crate) fn client(connect_timeout: Duration) -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.enforce_http(true);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(http)
+}
+
+/// Removes hop-by-hop headers, including every header named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Whether the request asks to switch protocols (HTTP/1.1 `Upgrade`).
+pub fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {
+    version == Version::HTTP_11
+        && headers.contains_key(UPGRADE)
+        && headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+/// The host a request is for, without port, lowercased. The Host header and
+/// the request target's authority (HTTP/2 `:authority`, or an absolute-form
+/// HTTP/1 target) must agree, so neither can smuggle in another Space.
+pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Result<(String, Authority), Failure> {
+    let header = match headers.get_all(HOST).iter().count() {
+        0 => None,
+        1 => {
+            let raw = headers
+                .get(HOST)
+                .and_then(|v| v.to_str().ok())
+                .ok_or(Failure::BadRequest("invalid Host header"))?;
+            Some(
+                raw.parse::<Authority>()
+                    .map_err(|_| Failure::BadRequest("invalid Host header"))?,
+            )
+        }
+        _ => return Err(Failure::BadRequest("more than one Host header")),
+    };
+    let target = uri.authority().cloned();
+    let authority = match (header, target) {
+        (Some(h), Some(t)) => {
+            if !h.host().eq_ignore_ascii_case(t.host()) || h.port_u16() != t.port_u16() {
+                return Err(Failure::BadRequest(
+                    "the Host header does not match the request target",
+                ));
+            }
+            h
+        }
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => return Err(Failure::BadRequest("missing Host header")),
+    };
+    if authority.as_str().contains('@') {
+        return Err(Failure::BadRequest("invalid Host header"));
+    }
+    Ok((
+        authority.host().trim_end_matches('.').to_ascii_lowercase(),
+        authority,
+    ))
+}
+
+/// A request id: the client's if it is short and plain, else a new random one.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        {
+            return v.clone();
+        }
+    }
+    static SEED: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = SEED.get_or_init(Default::default);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut a = seed.build_hasher();
+    a.write_u64(n);
+    let mut b = seed.build_hasher();
+    b.write_u64(!n);
+    HeaderValue::try_from(format!("{:016x}{:016x}", a.finish(), b.finish())).expect("hex")
+}
+
+/// Sets X-Forwarded-* and `Forwarded` for the upstream.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    host: &Authority,
+    proto: &str,
+    prefix: Option<&str>,
+    trust: bool,
+) {
+    let client_s = client.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if trust => format!("{prev}, {client_s}"),
+        _ => client_s.clone(),
+    };
+    let for_node = match client {
+        IpAddr::V4(_) => client_s,
+        IpAddr::V6(_) => format!("\"[{client_s}]\""),
+    };
+    let proto = match headers
+        .get(&X_FORWARDED_PROTO)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(p) if trust && (p == "http" || p == "https") => p.to_owned(),
+        _ => proto.to_owned(),
+    };
+    let fwd = format!("for={for_node};host=\"{host}\";proto={proto}");
+    let fwd = match headers.get(FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(prev) if trust => format!("{prev}, {fwd}"),
+        _ => fwd,
+    };
+    let keep_host = trust && headers.contains_key(&X_FORWARDED_HOST);
+    let set = |h: &mut HeaderMap, k: &HeaderName, v: String| {
+        if let Ok(v) = HeaderValue::try_from(v) {
+            h.insert(k.clone(), v);
+        }
+    };
+    set(headers, &X_FORWARDED_FOR, xff);
+    set(headers, &X_FORWARDED_PROTO, proto);
+    set(headers, &FORWARDED, fwd);
+    if !keep_host {
+        set(headers, &X_FORWARDED_HOST, host.to_string());
+    }
+    match prefix {
+        Some(p) => set(headers, &X_FORWARDED_PREFIX, p.to_owned()),
+        None => {
+            headers.remove(&X_FORWARDED_PREFIX);
+        }
+    }
+}
+
+/// The client address used for metering: the peer, or the last hop a trusted
+/// load balancer appended.
+fn client_ip(headers: &HeaderMap, peer: IpAddr, trust: bool) -> IpAddr {
+    if trust {
+        if let Some(last) = headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return last;
+        }
+    }
+    peer
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// The request body exceeded the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("request body is over the limit of {0} bytes")]
+pub struct BodyTooLarge(u64);
+
+struct StreamGuard {
+    _active: ActiveGuard,
+    gauge: Option<prometheus::IntGauge>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if let Some(g) = &self.gauge {
+            g.dec();
+        }
+    }
+}
+
+fn stream_guard(idle: &Arc<IdleTracker>, meter: Option<&Arc<SpaceMeter>>) -> StreamGuard {
+    let gauge = meter.map(|m| m.open_streams().clone());
+    if let Some(g) = &gauge {
+        g.inc();
+    }
+    StreamGuard {
+        _active: idle.stream(),
+        gauge,
+    }
+}
+
+/// A body passed through: counts bytes, marks activity, enforces a limit,
+/// and holds guards (replica lease, in-flight or open-stream marks) until it
+/// ends.
+struct Observed<B> {
+    inner: B,
+    meter: Option<Arc<SpaceMeter>>,
+    idle: Arc<IdleTracker>,
+    inbound: bool,
+    limit: Option<u64>,
+    seen: u64,
+    _lease: Option<Lease>,
+    _active: Option<ActiveGuard>,
+    _stream: Option<StreamGuard>,
+}
+
+impl<B> Body for Observed<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    this.seen += n;
+                    if let Some(limit) = this.limit {
+                        if this.seen > limit {
+                            return Poll::Ready(Some(Err(Box::new(BodyTooLarge(limit)))));
+                        }
+                    }
+                    if let Some(m) = &this.meter {
+                        if this.inbound {
+                            m.bytes_in(n)
+                        } else {
+                            m.bytes_out(n)
+                        }
+                    }
+                    this.idle.touch();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            other => other.map(|_| None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn caused_by_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<BodyTooLarge>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        out.push_str(": ");
+        out.push_str(&err.to_string());
+        cur = err.source();
+    }
+    out
+}
+
+/// Sends one GET to `authority` and says whether it answered below 500.
+pub(crate) async fn probe(
+    client: &UpstreamClient,
+    authority: &Authority,
+    path: &str,
+    timeout: Duration,
+) -> bool {
+    let Ok(uri) = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority.clone())
+        .path_and_query(path)
+        .build()
+    else {
+        return false;
+    };
+    let req = Request::get(uri)
+        .header(USER_AGENT, "spaceport-proxy health probe")
+        .body(Empty::new().map_err(|e| match e {}).boxed())
+        .expect("valid probe");
+    match tokio::time::timeout(timeout, client.request(req)).await {
+        Ok(Ok(resp)) => resp.status().as_u16() < 500,
+        _ => false,
+    }
+}
+
+fn text_response(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut r = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|e| match e {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Handles one client request end to end. Never fails: every error becomes
+/// a response.
+pub(crate) async fn handle<B>(
+    shared: Arc<Shared>,
+    req: Request<B>,
+    conn: ConnInfo,
+) -> Response<ProxyBody>
+where
+    B: Body<Data = Bytes> + Send + Sync + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    let id = request_id(req.headers());
+    let html = wants_html(req.headers());
+    let mut resp = match route_and_forward(&shared, req, conn, &id).await {
+        Ok(r) => r,
+        Err(f) => f.response(html),
+    };
+    resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
+    resp
+}
+
+async fn route_and_forward<B>(
+    shared: &Arc<Shared>,
+    mut req: Request<B>,
+    conn: ConnInfo,
+    id: &HeaderValue,
+) -> Result<Response<ProxyBody>, Failure>
+where
+    B: Body<Data = Bytes> + Send + Sync + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    let start = Instant::now();
+    let cfg = &shared.config;
+    if limits::header_bytes(req.headers()) > cfg.limits.max_header_bytes {
+        return Err(Failure::HeadersTooLarge);
+    }
+    let (host, authority) = request_host(req.uri(), req.headers())?;
+    let table = shared.table.load();
+    let (route, prefix_len): (Arc<CompiledRoute>, usize) =
+        match table.resolve(&host, req.uri().path()) {
+            Resolution::Host(r) => (r.clone(), 0),
+            Resolution::Prefix { route, prefix_len } => (route.clone(), prefix_len),
+            Resolution::AddSlash => {
+                let pq = req
+                    .uri()
+                    .path_and_query()
+                    .map(PathAndQuery::as_str)
+                    .unwrap_or("/");
+                let (p, q) = pq.split_once('?').map_or((pq, None), |(p, q)| (p, Some(q)));
+                let loc = match q {
+                    Some(q) => format!("{p}/?{q}"),
+                    None => format!("{p}/"),
+                };
+                let mut r = text_response(StatusCode::PERMANENT_REDIRECT, "moved\n");
+                if let Ok(v) = HeaderValue::try_from(loc) {
+                    r.headers_mut().insert(LOCATION, v);
+                }
+                return Ok(r);
+            }
+            Resolution::NotFound if req.uri().path() == "/healthz" => {
+                return Ok(text_response(StatusCode::OK, "ok\n"));
+            }
+            Resolution::NotFound | Resolution::UnknownSpaceHost => {
+                shared.meter.unrouted.inc();
+                return Err(Failure::NotFound);
+            }
+        };
+    drop(table);
+    let rt = route.runtime.clone();
+    let space = &rt.space;
+    let decision = access::decide(
+        shared.access.as_ref(),
+        space,
+        route.route.visibility,
+        req.headers(),
+        &cfg.token_cookie,
+    )
+    .await;
+    let Decision::Allow {
+        strip_authorization,
+    } = decision
+    else {
+        shared.meter.unrouted.inc();
+        return Err(Failure::NotFound);
+    };
+    if limits::content_length(req.headers()).is_some_and(|n| n > cfg.limits.max_body_bytes) {
+        return Err(Failure::BodyTooLarge);
+    }
+    let html = wants_html(req.headers());
+    let metering = cfg.metering;
+    let meter = metering.then(|| rt.meter.clone());
+    let in_flight = rt.idle.request();
+
+    if !rt.running() {
+        let browser = html && req.method() == Method::GET;
+        let hold = if browser {
+            cfg.wake.browser_hold
+        } else {
+            cfg.wake.api_hold
+        };
+        match wake::await_awake(shared, &route, hold).await {
+            Outcome::Ready => {}
+            Outcome::StillWaking if browser => {
+                return Err(Failure::Waking {
+                    space: space.clone(),
+                    refresh: cfg.wake.retry_after,
+                });
+            }
+            Outcome::StillWaking => {
+                return Err(Failure::Unavailable {
+                    space: space.clone(),
+                    reason: "the Space is waking up; try again shortly".into(),
+                    retry_after: cfg.wake.retry_after,
+                });
+            }
+            Outcome::Failed(why) => {
+                return Err(Failure::Unavailable {
+                    space: space.clone(),
+                    reason: format!("the Space could not be started: {why}"),
+                    retry_after: cfg.wake.retry_after,
+                });
+            }
+        }
+    }
+
+    let upgrade = is_upgrade(req.version(), req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let visit_candidate = metering
+        && meter::is_visit_request(&method, &parts.uri.path()[prefix_len..], &parts.headers);
+    let user_agent = if visit_candidate {
+        parts
+            .headers
+            .get(USER_AGENT)
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let upgrade_value = parts.headers.get(UPGRADE).cloned();
+    let sticky = balance::sticky_from(&parts.headers).map(str::to_owned);
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    if upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(u) = upgrade_value {
+            headers.insert(UPGRADE, u);
+        }
+    }
+    access::remove_cookie(headers, &cfg.token_cookie);
+    if strip_authorization {
+        headers.remove(http::header::AUTHORIZATION);
+    }
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(PathAndQuery::as_str)
+        .unwrap_or("/");
+    let prefix = (prefix_len > 0).then(|| &pq[..prefix_len]);
+    let upstream_pq: PathAndQuery = pq[prefix_len..]
+        .parse()
+        .map_err(|_| Failure::BadRequest("invalid request target"))?;
+    let proto = if conn.tls { "https" } else { "http" };
+    let ip = client_ip(headers, conn.peer.ip(), cfg.trust_forwarded);
+    set_forwarded(
+        headers,
+        conn.peer.ip(),
+        &authority,
+        proto,
+        prefix,
+        cfg.trust_forwarded,
+    );
+    let sticky_path = prefix.map_or_else(|| "/".to_owned(), |p| format!("{p}/"));
+    headers.insert(X_REQUEST_ID.clone(), id.clone());
+    headers.insert(
+        HOST,
+        HeaderValue::from_str(authority.as_str())
+            .map_err(|_| Failure::BadRequest("invalid Host header"))?,
+    );
+    parts.version = Version::HTTP_11;
+
+    let bodiless = body.is_end_stream();
+    let upload = Observed {
+        inner: body,
+        meter: meter.clone(),
+        idle: rt.idle.clone(),
+        inbound: true,
+        limit: Some(cfg.limits.max_body_bytes),
+        seen: 0,
+        _lease: None,
+        _active: None,
+        _stream: None,
+    };
+    let mut pending_body = Some(BodyExt::boxed(upload));
+    let mut avoid = None;
+    let mut attempt = 0;
+    let (lease, resp) = loop {
+        attempt += 1;
+        let lease = rt
+            .balancer
+            .pick(sticky.as_deref(), avoid.as_deref())
+            .ok_or_else(|| Failure::Unavailable {
+                space: space.clone(),
+                reason: "the Space has no running replica".into(),
+                retry_after: cfg.wake.retry_after,
+            })?;
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(lease.endpoint().authority().clone())
+            .path_and_query(upstream_pq.clone())
+            .build()
+            .map_err(|_| Failure::BadRequest("invalid request target"))?;
+        let body = match pending_body.take() {
+            Some(b) => b,
+            None => Empty::new().map_err(|e| match e {}).boxed(),
+        };
+        let mut up = Request::from_parts(parts.clone_head(), body);
+        *up.uri_mut() = uri;
+        let sent =
+            tokio::time::timeout(cfg.timeouts.response_head, shared.client.request(up)).await;
+        match sent {
+            Ok(Ok(resp)) => break (lease, resp),
+            Err(_) => {
+                return Err(Failure::GatewayTimeout(
+                    space.clone(),
+                    format!("no response within {:?}", cfg.timeouts.response_head),
+                ));
+            }
+            Ok(Err(e)) => {
+                if caused_by_limit(&e) {
+                    return Err(Failure::BodyTooLarge);
+                }
+                if e.is_connect() {
+                    let backoff = lease.endpoint().failed();
+                    rt.meter.ejected();
+                    tracing::warn!(space = %space, upstream = %lease.endpoint().authority(), ?backoff, error = %describe(&e), "upstream ejected");
+                    if bodiless && attempt < 2 && rt.balancer.len() > 1 {
+                        avoid = Some(lease.endpoint().clone());
+                        continue;
+                    }
+                    return Err(Failure::BadGateway(
+                        space.clone(),
+                        "could not connect to the app".into(),
+                    ));
+                }
+                return Err(Failure::BadGateway(space.clone(), describe(&e)));
+            }
+        }
+    };
+    lease.endpoint().succeeded();
+    let (mut rparts, rbody) = resp.into_parts();
+    let status = rparts.status;
+    if let Some(m) = &meter {
+        m.response(status, start.elapsed());
+    }
+
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            return Err(Failure::BadGateway(
+                space.clone(),
+                "the app switched protocols unasked".into(),
+            ));
+        };
+        let mut upstream_resp = Response::from_parts(rparts.clone_head(), ());
+        let upstream_upgrade = hyper::upgrade::on(&mut upstream_resp);
+        let guard = stream_guard(&rt.idle, meter.as_ref());
+        let tunnel_meter = meter.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let _lease = lease;
+            let _in_flight = in_flight;
+            let (Ok(c), Ok(u)) = tokio::join!(client_upgrade, upstream_upgrade) else {
+                return;
+            };
+            let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+            if let Ok((up, down)) =
+                tokio::io::copy_bidirectional_with_sizes(&mut c, &mut u, 2048, 2048).await
+            {
+                if let Some(m) = tunnel_meter {
+                    m.bytes_in(up);
+                    m.bytes_out(down);
+                }
+            }
+        });
+        route.headers.apply(&mut rparts.headers);
+        return Ok(Response::from_parts(
+            rparts,
+            Empty::new().map_err(|e| match e {}).boxed(),
+        ));
+    }
+
+    strip_hop_by_hop(&mut rparts.headers);
+    route.headers.apply(&mut rparts.headers);
+    if visit_candidate {
+        if let Some(m) = &meter {
+            if meter::is_visit_response(status, &rparts.headers) {
+                m.visit(ip, &user_agent);
+            }
+        }
+    }
+    if rt.balancer.len() > 1 && sticky.as_deref() != Some(lease.endpoint().id()) {
+        let cookie = format!(
+            "{}={}; Path={sticky_path}; HttpOnly; SameSite=Lax",
+            balance::STICKY_COOKIE,
+            lease.endpoint().id()
+        );
+        if let Ok(v) = HeaderValue::try_from(cookie) {
+            rparts.headers.append(SET_COOKIE, v);
+        }
+    }
+    let is_stream = rparts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let download = Observed {
+        inner: rbody,
+        meter,
+        idle: rt.idle.clone(),
+        inbound: false,
+        limit: None,
+        seen: 0,
+        _lease: Some(lease),
+        _active: Some(in_flight),
+        _stream: is_stream.then(|| stream_guard(&rt.idle, metering.then_some(&rt.meter))),
+    };
+    Ok(Response::from_parts(rparts, download.boxed()))
+}
+
+trait CloneHead {
+    fn clone_head(&self) -> Self;
+}
+
+impl CloneHead for http::request::Parts {
+    fn clone_head(&self) -> Self {
+        let mut r = Request::new(());
+        *r.method_mut() = self.method.clone();
+        *r.uri_mut() = self.uri.clone();
+        *r.version_mut() = self.version;
+        *r.headers_mut() = self.headers.clone();
+        r.into_parts().0
+    }
+}
+
+impl CloneHead for http::response::Parts {
+    fn clone_head(&self) -> Self {
+        let mut r = Response::new(());
+        *r.status_mut() = self.status;
+        *r.version_mut() = self.version;
+        *r.headers_mut() = self.headers.clone();
+        r.into_parts().0
+    }
+}
+
+/// Adapts [`handle`] to a hyper service for one connection.
+pub(crate) fn service(
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<ProxyBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok(handle(shared, req, conn).await) }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdrs(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_headers_named_in_connection() {
+        let mut h = hdrs(&[
+            ("connection", "keep-alive, X-Secret-Hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic x"),
+            ("x-app", "stays"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-app"], "stays");
+    }
+
+    #[test]
+    fn host_and_target_must_agree() {
+        let h = hdrs(&[("host", "alice-demo.spaces.test")]);
+        let (host, _) = request_host(&"/x".parse().unwrap(), &h).unwrap();
+        assert_eq!(host, "alice-demo.spaces.test");
+        let abs: Uri = "http://bob-secret.spaces.test/x".parse().unwrap();
+        assert!(request_host(&abs, &h).is_err());
+        let two = hdrs(&[("host", "a.test"), ("host", "b.test")]);
+        assert!(request_host(&"/".parse().unwrap(), &two).is_err());
+        assert!(request_host(&"/".parse().unwrap(), &HeaderMap::new()).is_err());
+        let (host, _) =
+            request_host(&"/".parse().unwrap(), &hdrs(&[("host", "A.Test.:8080")])).unwrap();
+        assert_eq!(host, "a.test");
+    }
+
+    #[test]
+    fn forwarded_headers_replace_client_values_unless_trusted() {
+        let mut h = hdrs(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-host", "evil"),
+            ("x-forwarded-prefix", "/x"),
+        ]);
+        let host: Authority = "a-b.spaces.test".parse().unwrap();
+        set_forwarded(
+            &mut h,
+            "10.0.0.1".parse().unwrap(),
+            &host,
+            "https",
+            None,
+            false,
+        );
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1");
+        assert_eq!(h["x-forwarded-host"], "a-b.spaces.test");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert!(h.get("x-forwarded-prefix").is_none());
+        assert_eq!(
+            h["forwarded"],
+            "for=10.0.0.1;host=\"a-b.spaces.test\";proto=https"
+        );
+        let mut t = hdrs(&[("x-forwarded-for", "1.2.3.4")]);
+        set_forwarded(
+            &mut t,
+            "::1".parse().unwrap(),
+            &host,
+            "http",
+            Some("/apps/a/b"),
+            true,
+        );
+        assert_eq!(t["x-forwarded-for"], "1.2.3.4, ::1");
+        assert_eq!(t["x-forwarded-prefix"], "/apps/a/b");
+        assert!(
+            t["forwarded"]
+                .to_str()
+                .unwrap()
+                .starts_with("for=\"[::1]\"")
+        );
+    }
+
+    #[test]
+    fn request_ids_are_kept_when_plain_and_made_otherwise() {
+        assert_eq!(request_id(&hdrs(&[("x-request-id", "abc-123")])), "abc-123");
+        let made = request_id(&hdrs(&[("x-request-id", "has space")]));
+        assert_eq!(made.len(), 32);
+        assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn upgrade_needs_connection_upgrade_on_http11() {
+        let h = hdrs(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
+        assert!(is_upgrade(Version::HTTP_11, &h));
+        assert!(!is_upgrade(Version::HTTP_2, &h));
+        assert!(!is_upgrade(
+            Version::HTTP_11,
+            &hdrs(&[("upgrade", "websocket")])
+        ));
+    }
+}
