@@ -7,5 +7,7 @@
 //! shared vocabulary.
 
 pub mod config;
+pub mod folder;
 pub mod hardware;
+pub mod plan;
 pub mod stage;

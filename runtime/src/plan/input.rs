@@ -1,0 +1,225 @@
+//! What the plan is made from, besides the configuration: the repo's file
+//! list (and the few files it reads), the Space's identity and owner-set
+//! settings, and the installation's settings. Plain data; no I/O.
+
+use crate::config::{Invalid, RepoId, StorageTier};
+use crate::hardware::DEFAULT_FLAVOR;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// Files the plan reads the contents of; every other file is only listed.
+pub const PLAN_READS: &[&str] = &[
+    "requirements.txt",
+    "pre-requirements.txt",
+    "packages.txt",
+    "Dockerfile",
+];
+
+/// The files of a repo at one commit: every path, and the text of the few
+/// files the plan reads ([`PLAN_READS`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoFiles {
+    paths: BTreeSet<String>,
+    texts: BTreeMap<String, String>,
+}
+
+impl RepoFiles {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a file (a '/'-separated path relative to the repo root), with its
+    /// text when the plan reads it.
+    pub fn insert(&mut self, path: impl Into<String>, text: Option<String>) {
+        let path = path.into();
+        if let Some(text) = text {
+            self.texts.insert(path.clone(), text);
+        }
+        self.paths.insert(path);
+    }
+
+    /// Builder form of [`insert`](Self::insert), handy in tests.
+    pub fn with(mut self, path: &str, text: &str) -> Self {
+        self.insert(path, Some(text.to_owned()));
+        self
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.paths.contains(path)
+    }
+
+    pub fn text(&self, path: &str) -> Option<&str> {
+        self.texts.get(path).map(String::as_str)
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.paths.iter().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+}
+
+/// A Space's id: `owner/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SpaceId {
+    owner: String,
+    name: String,
+}
+
+impl SpaceId {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let id = RepoId::parse(s)?;
+        match id.namespace() {
+            Some(owner) => Ok(SpaceId {
+                owner: owner.to_owned(),
+                name: id.name().to_owned(),
+            }),
+            None => Err(Invalid {
+                message: format!("'{s}' has no owner"),
+                hint: Some("a Space id looks like 'owner/name'".into()),
+            }),
+        }
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The Space's own host label, as Hugging Face forms it: `owner-name`,
+    /// lowercase, with `_` and `.` as `-`.
+    pub fn host_label(&self) -> String {
+        format!("{}-{}", self.owner, self.name)
+            .chars()
+            .map(|c| match c {
+                '_' | '.' => '-',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect()
+    }
+
+    /// `owner-name.domain`.
+    pub fn host(&self, domain: &str) -> String {
+        format!("{}.{}", self.host_label(), domain)
+    }
+}
+
+impl fmt::Display for SpaceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+impl TryFrom<String> for SpaceId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        SpaceId::parse(&s).map_err(|e| e.to_string())
+    }
+}
+
+impl From<SpaceId> for String {
+    fn from(id: SpaceId) -> String {
+        id.to_string()
+    }
+}
+
+/// What the hub knows of a Space besides its repo: identity and the
+/// settings its owner made through the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpaceContext {
+    pub id: SpaceId,
+    /// The commit being planned, when known.
+    pub commit: Option<String>,
+    pub creator_user_id: Option<String>,
+    /// The flavor the owner requested; `None` means the default flavor.
+    pub hardware: Option<String>,
+    /// Variables: environment at run time, build args for docker builds.
+    pub variables: BTreeMap<String, String>,
+    /// Names of the secrets set for the Space (values never reach the plan).
+    pub secret_names: BTreeSet<String>,
+    /// Persistent storage mounted at /data, when the owner bought some.
+    pub storage: Option<StorageTier>,
+}
+
+impl SpaceContext {
+    pub fn new(id: SpaceId) -> Self {
+        SpaceContext {
+            id,
+            commit: None,
+            creator_user_id: None,
+            hardware: None,
+            variables: BTreeMap::new(),
+            secret_names: BTreeSet::new(),
+            storage: None,
+        }
+    }
+}
+
+/// Settings of the installation that shape every plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanSettings {
+    /// Spaces are served at `owner-name.<domain>`.
+    pub domain: String,
+    /// The hub's URL as a Space reaches it: HF_ENDPOINT and the OpenID issuer.
+    pub hub_url: String,
+    /// Base image for gradio and streamlit; `{python_version}` is replaced.
+    pub python_base_image: String,
+    /// Image in which a static Space's `app_build_command` runs.
+    pub static_build_image: String,
+    /// gradio pinned when a Space names no sdk_version.
+    pub default_gradio_version: String,
+    /// streamlit pinned when a Space names no sdk_version.
+    pub default_streamlit_version: String,
+    /// Flavor for Spaces whose owner requested none.
+    pub default_flavor: String,
+    /// Give a Space its README's `suggested_hardware` when its owner
+    /// requested nothing. Off by default, as on Hugging Face: anyone can
+    /// write a README, so a GPU should be granted, not claimed.
+    pub honor_suggested_hardware: bool,
+    /// Set HF_HUB_OFFLINE=1 so Spaces load models only from their mounts.
+    pub hub_offline: bool,
+}
+
+impl Default for PlanSettings {
+    fn default() -> Self {
+        PlanSettings {
+            domain: "localhost".into(),
+            hub_url: "http://localhost:8080".into(),
+            python_base_image: "python:{python_version}".into(),
+            static_build_image: "node:20".into(),
+            default_gradio_version: "6.31.0".into(),
+            default_streamlit_version: "1.67.0".into(),
+            default_flavor: DEFAULT_FLAVOR.into(),
+            honor_suggested_hardware: false,
+            hub_offline: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn space_ids_need_an_owner_and_form_hf_hosts() {
+        let id = SpaceId::parse("My_Org/cool.app").unwrap();
+        assert_eq!(id.host_label(), "my-org-cool-app");
+        assert_eq!(
+            id.host("spaces.example.org"),
+            "my-org-cool-app.spaces.example.org"
+        );
+        assert!(SpaceId::parse("lonely").is_err());
+        assert!(SpaceId::parse("a/../b").is_err());
+    }
+}
