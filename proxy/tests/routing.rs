@@ -1,0 +1,448 @@
+//! Routing, headers, access, embedding, limits and failure pages, against
+//! real upstreams on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use spaceport_proxy::{Route, StaticTokens, Visibility};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn tokens() -> StaticTokens {
+    let mut m = std::collections::HashMap::new();
+    m.insert(
+        "bob/secret".parse().unwrap(),
+        std::collections::HashSet::from(["s3cret".to_owned()]),
+    );
+    StaticTokens::new(m)
+}
+
+#[tokio::test]
+async fn host_route_reaches_the_space_and_normalises_the_label() {
+    let up = upstream("mixed").await;
+    let (_p, addr) = proxy(config(), vec![route("Alice_B/My.App", up.addr)], |b| b).await;
+    let got = get(addr, "alice-b-my-app.spaces.test", "/echo?q=1", &[]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json()["tag"], "mixed");
+    assert_eq!(got.json()["uri"], "/echo?q=1");
+    assert_eq!(got.seen("host").unwrap(), "alice-b-my-app.spaces.test");
+    let upper = get(addr, "ALICE-B-MY-APP.Spaces.Test:8080", "/echo", &[]).await;
+    assert_eq!(upper.status, 200);
+    assert_eq!(
+        get(addr, "nobody-here.spaces.test", "/echo", &[])
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn path_prefix_route_strips_the_prefix_and_sets_forwarded_headers() {
+    let up = upstream("alice").await;
+    let (_p, addr) = proxy(config(), vec![route("alice/demo", up.addr)], |b| b).await;
+    let got = get(
+        addr,
+        "hub.test",
+        "/apps/alice/demo/queue/join?x=1",
+        &[("x-forwarded-for", "6.6.6.6")],
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json()["uri"], "/queue/join?x=1");
+    assert_eq!(got.seen("x-forwarded-prefix").unwrap(), "/apps/alice/demo");
+    assert_eq!(got.seen("x-forwarded-host").unwrap(), "hub.test");
+    assert_eq!(got.seen("x-forwarded-proto").unwrap(), "http");
+    assert_eq!(
+        got.seen("x-forwarded-for").unwrap(),
+        "127.0.0.1",
+        "client XFF is not trusted"
+    );
+    assert_eq!(
+        got.seen("forwarded").unwrap(),
+        "for=127.0.0.1;host=\"hub.test\";proto=http"
+    );
+    let redirect = get(addr, "hub.test", "/apps/alice/demo?x=1", &[]).await;
+    assert_eq!(redirect.status, 308);
+    assert_eq!(redirect.headers["location"], "/apps/alice/demo/?x=1");
+    assert_eq!(
+        get(addr, "hub.test", "/apps/alice/other/", &[])
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_stripped_both_ways_and_request_ids_flow() {
+    let up = upstream("alice").await;
+    let (_p, addr) = proxy(config(), vec![route("alice/demo", up.addr)], |b| b).await;
+    let got = get(
+        addr,
+        "alice-demo.spaces.test",
+        "/echo",
+        &[
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+            ("te", "trailers"),
+            ("proxy-authorization", "x"),
+            ("x-keep", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(got.seen("x-hop"), None);
+    assert_eq!(got.seen("te"), None);
+    assert_eq!(got.seen("proxy-authorization"), None);
+    assert_eq!(got.seen("x-keep").unwrap(), "1");
+    assert!(
+        got.headers.get("x-resp-hop").is_none(),
+        "response header named in Connection"
+    );
+    let direct = get(up.addr, "x", "/echo", &[]).await;
+    assert_eq!(
+        direct.headers["x-resp-hop"], "1",
+        "the upstream does send it"
+    );
+    let id = got.headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(got.seen("x-request-id").unwrap(), id);
+    let kept = get(
+        addr,
+        "alice-demo.spaces.test",
+        "/echo",
+        &[("x-request-id", "trace-42")],
+    )
+    .await;
+    assert_eq!(kept.headers["x-request-id"], "trace-42");
+    assert_eq!(kept.seen("x-request-id").unwrap(), "trace-42");
+}
+
+#[tokio::test]
+async fn private_space_is_404_without_a_token_and_200_with_one() {
+    let up = upstream("bob").await;
+    let mut secret = route("bob/secret", up.addr);
+    secret.visibility = Visibility::Private;
+    let (_p, addr) = proxy(config(), vec![secret, route("alice/demo", up.addr)], |b| {
+        b.access(tokens())
+    })
+    .await;
+    let none = get(addr, "bob-secret.spaces.test", "/echo", &[]).await;
+    let missing = get(addr, "nobody-none.spaces.test", "/echo", &[]).await;
+    assert_eq!(none.status, 404);
+    assert_eq!(
+        none.body, missing.body,
+        "a private Space looks exactly like no Space"
+    );
+    let wrong = get(
+        addr,
+        "bob-secret.spaces.test",
+        "/echo",
+        &[("authorization", "Bearer nope")],
+    )
+    .await;
+    assert_eq!(wrong.status, 404);
+    let bearer = get(
+        addr,
+        "bob-secret.spaces.test",
+        "/echo",
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(bearer.status, 200);
+    assert_eq!(
+        bearer.seen("authorization"),
+        None,
+        "the hub token is not passed to the app"
+    );
+    let cookie = get(
+        addr,
+        "bob-secret.spaces.test",
+        "/echo",
+        &[("cookie", "theme=dark; spaceport_token=s3cret")],
+    )
+    .await;
+    assert_eq!(cookie.status, 200);
+    assert_eq!(cookie.seen("cookie").unwrap(), "theme=dark");
+    let via_path = get(
+        addr,
+        "hub.test",
+        "/apps/bob/secret/echo",
+        &[("authorization", "Bearer s3cret")],
+    )
+    .await;
+    assert_eq!(via_path.status, 200);
+    // A token for bob/secret opens nothing else, and public Spaces need none.
+    assert_eq!(
+        get(addr, "alice-demo.spaces.test", "/echo", &[])
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn host_spoofing_cannot_reach_another_space() {
+    let alice = upstream("alice").await;
+    let bob = upstream("bob").await;
+    let mut secret = route("bob/secret", bob.addr);
+    secret.visibility = Visibility::Private;
+    let (_p, addr) = proxy(
+        config(),
+        vec![route("alice/demo", alice.addr), secret],
+        |b| b.access(tokens()),
+    )
+    .await;
+
+    // A Space host never falls back to path routing.
+    let via_path = get(addr, "alice-demo.spaces.test", "/apps/bob/secret/echo", &[]).await;
+    assert_eq!(via_path.json()["tag"], "alice");
+    // X-Forwarded-Host from the client neither routes nor reaches the app.
+    let xfh = get(
+        addr,
+        "alice-demo.spaces.test",
+        "/echo",
+        &[("x-forwarded-host", "bob-secret.spaces.test")],
+    )
+    .await;
+    assert_eq!(xfh.json()["tag"], "alice");
+    assert_eq!(
+        xfh.seen("x-forwarded-host").unwrap(),
+        "alice-demo.spaces.test"
+    );
+
+    // An absolute-form target that disagrees with Host is refused.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET http://bob-secret.spaces.test/echo HTTP/1.1\r\nhost: alice-demo.spaces.test\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(!out.contains("\"tag\""), "{out}");
+
+    // Two Host headers are refused.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /echo HTTP/1.1\r\nhost: alice-demo.spaces.test\r\nhost: bob-secret.spaces.test\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+
+    // A look-alike host outside the domain routes nowhere.
+    assert_eq!(
+        get(addr, "bob-secret.spaces.test.evil.test", "/echo", &[])
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn frame_ancestors_and_custom_headers_follow_the_route() {
+    let up = upstream("a").await;
+    let mut closed = route("alice/closed", up.addr);
+    closed.disable_embedding = true;
+    closed
+        .custom_headers
+        .insert("cross-origin-opener-policy".into(), "same-origin".into());
+    closed
+        .custom_headers
+        .insert("Cross-Origin-Embedder-Policy".into(), "require-corp".into());
+    let (_p, addr) = proxy(config(), vec![closed, route("alice/open", up.addr)], |b| b).await;
+    let c = get(addr, "alice-closed.spaces.test", "/page", &[]).await;
+    assert_eq!(
+        c.headers["content-security-policy"],
+        "frame-ancestors 'self' https://hub.test"
+    );
+    assert_eq!(c.headers["cross-origin-opener-policy"], "same-origin");
+    assert_eq!(c.headers["cross-origin-embedder-policy"], "require-corp");
+    assert!(c.headers.get("x-frame-options").is_none());
+    let o = get(addr, "alice-open.spaces.test", "/page", &[]).await;
+    assert!(o.headers.get("content-security-policy").is_none());
+    assert!(o.headers.get("cross-origin-opener-policy").is_none());
+    let mut bad = route("alice/bad", up.addr);
+    bad.custom_headers.insert("set-cookie".into(), "x=1".into());
+    assert!(
+        _p.apply_routes(vec![bad]).is_err(),
+        "headers outside the allowlist are refused"
+    );
+}
+
+#[tokio::test]
+async fn failure_pages_name_the_space_with_502_503_504() {
+    let up = upstream("a").await;
+    let mut cfg = config();
+    cfg.timeouts.response_head = Duration::from_millis(300);
+    let mut stopped = route("carol/asleep", up.addr);
+    stopped.state = spaceport_proxy::SpaceState::Stopped;
+    let (_p, addr) = proxy(
+        cfg,
+        vec![
+            route("carol/dead", dead_port().await),
+            route("carol/slow", up.addr),
+            stopped,
+        ],
+        |b| b,
+    )
+    .await;
+    let html = [("accept", "text/html")];
+    let bad = get(addr, "carol-dead.spaces.test", "/", &html).await;
+    assert_eq!(bad.status, 502);
+    assert!(bad.text().contains("carol/dead"), "{}", bad.text());
+    assert_eq!(bad.headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(bad.headers["x-content-type-options"], "nosniff");
+    let slow = get(addr, "carol-slow.spaces.test", "/hang", &[]).await;
+    assert_eq!(slow.status, 504);
+    assert!(slow.text().contains("carol/slow"));
+    let asleep = get(addr, "carol-asleep.spaces.test", "/", &[]).await;
+    assert_eq!(asleep.status, 503);
+    assert!(asleep.text().contains("carol/asleep"));
+    assert!(asleep.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn header_and_body_limits_answer_431_and_413() {
+    let up = upstream("a").await;
+    let mut cfg = config();
+    cfg.limits.max_header_bytes = 4096;
+    cfg.limits.max_body_bytes = 1000;
+    let (_p, addr) = proxy(cfg, vec![route("alice/demo", up.addr)], |b| b).await;
+    let big = "x".repeat(5000);
+    let got = get(addr, "alice-demo.spaces.test", "/echo", &[("x-big", &big)]).await;
+    assert_eq!(got.status, 431);
+    let small = send(
+        addr,
+        "POST",
+        "alice-demo.spaces.test",
+        "/upload",
+        &[],
+        &[b'a'; 1000],
+    )
+    .await;
+    assert_eq!(small.text(), "1000");
+    let declared = send(
+        addr,
+        "POST",
+        "alice-demo.spaces.test",
+        "/upload",
+        &[],
+        &[b'a'; 1001],
+    )
+    .await;
+    assert_eq!(declared.status, 413);
+    // A chunked body has no Content-Length; it is cut while streaming.
+    let chunks = futures_util::stream::iter((0..4).map(|_| {
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from(vec![
+            b'a';
+            400
+        ])))
+    }));
+    let body = http_body_util::StreamBody::new(chunks);
+    let req = http::Request::post(format!("http://{addr}/upload"))
+        .header("host", "alice-demo.spaces.test")
+        .body(body)
+        .unwrap();
+    let c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let resp = c.request(req).await.unwrap();
+    assert_eq!(resp.status(), 413);
+}
+
+#[tokio::test]
+async fn healthz_metrics_and_visits() {
+    let up = upstream("a").await;
+    let (p, addr) = proxy(config(), vec![route("alice/demo", up.addr)], |b| b).await;
+    assert_eq!(
+        get(addr, "proxy.internal", "/healthz", &[]).await.status,
+        200
+    );
+    let browser = [("accept", "text/html,*/*"), ("user-agent", "test-browser")];
+    for _ in 0..3 {
+        assert_eq!(
+            get(addr, "alice-demo.spaces.test", "/page", &browser)
+                .await
+                .status,
+            200
+        );
+    }
+    get(addr, "alice-demo.spaces.test", "/echo", &browser).await; // JSON: not a page view
+    get(addr, "alice-demo.spaces.test", "/app.js", &browser).await; // asset
+    get(addr, "nobody-x.spaces.test", "/", &[]).await;
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    let p2 = p.clone();
+    tokio::spawn(async move { p2.serve_admin(admin, std::future::pending()).await });
+    let m = get(admin_addr, "localhost", "/metrics", &[]).await;
+    assert_eq!(m.status, 200);
+    let text = m.text();
+    assert!(
+        text.contains("spaceport_proxy_visits_total{space=\"alice/demo\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spaceport_proxy_unique_visitors{space=\"alice/demo\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spaceport_proxy_requests_total{class=\"2xx\",space=\"alice/demo\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spaceport_proxy_unrouted_requests_total 1"),
+        "{text}"
+    );
+    assert!(metric(&p, "spaceport_proxy_sent_bytes_total{space=\"alice/demo\"}").unwrap() > 0.0);
+    assert!(
+        text.contains(
+            "spaceport_proxy_response_head_duration_seconds_count{space=\"alice/demo\"} 5"
+        )
+    );
+    assert_eq!(
+        get(admin_addr, "localhost", "/healthz", &[]).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn route_swap_keeps_open_connections_and_moves_new_requests() {
+    let old = upstream("old").await;
+    let new = upstream("new").await;
+    let (p, addr) = proxy(config(), vec![route("alice/demo", old.addr)], |b| b).await;
+    let slow = tokio::spawn(get(addr, "alice-demo.spaces.test", "/slow", &[]));
+    old.entered.notified().await;
+    p.apply_routes(vec![
+        route("alice/demo", new.addr),
+        route("bob/other", new.addr),
+    ])
+    .unwrap();
+    assert_eq!(
+        get(addr, "alice-demo.spaces.test", "/echo", &[])
+            .await
+            .json()["tag"],
+        "new"
+    );
+    old.release.notify_one();
+    let finished = slow.await.unwrap();
+    assert_eq!(
+        finished.status, 200,
+        "the in-flight request finished on the old upstream"
+    );
+    assert_eq!(finished.headers["x-upstream"], "old");
+    // An invalid update is refused and the table stays.
+    assert!(
+        p.apply_routes(vec![Route::new("x/y".parse().unwrap(), "nope")])
+            .is_err()
+    );
+    assert_eq!(
+        get(addr, "bob-other.spaces.test", "/echo", &[])
+            .await
+            .status,
+        200
+    );
+}
