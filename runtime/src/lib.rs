@@ -6,6 +6,7 @@
 //! reads a repo from disk for the plan. [`stage`] and [`hardware`] are the
 //! shared vocabulary.
 
+pub mod cli;
 pub mod config;
 pub mod folder;
 pub mod hardware;

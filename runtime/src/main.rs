@@ -1,13 +1,6 @@
-//! `spaceport`: the single-node server and command line.
+//! `spaceport`: the single-node server and command line. All logic lives in
+//! the library's `cli` module; this only hands over the process.
 
-use clap::Parser;
-
-/// spaceport: a self-hosted runtime for Hugging Face-style Spaces.
-#[derive(Debug, Parser)]
-#[command(name = "spaceport", version, about, long_about = None)]
-struct Cli {}
-
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+fn main() -> std::process::ExitCode {
+    spaceport_runtime::cli::main()
 }

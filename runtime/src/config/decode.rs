@@ -174,7 +174,10 @@ impl Decoder {
             let hint = if t.starts_with('-') {
                 format!("use a number from {min} to {max}")
             } else {
-                format!("write digits only, e.g. {key}: {}", min.max(1))
+                format!(
+                    "write digits only, e.g. {key}: {}",
+                    example_number(key, min)
+                )
             };
             self.push(d.with_hint(hint));
             return None;
@@ -667,6 +670,14 @@ impl Decoder {
                 .with_hint("write the version in quotes, e.g. \"3.10\", if a number was meant"),
             );
         }
+    }
+}
+
+fn example_number(key: &str, min: u64) -> u64 {
+    match key {
+        "app_port" => u64::from(DEFAULT_APP_PORT),
+        "hf_oauth_expiration_minutes" => u64::from(DEFAULT_OAUTH_EXPIRATION_MINUTES),
+        _ => min.max(1),
     }
 }
 

@@ -95,8 +95,25 @@ fn write_flow(out: &mut String, value: &Value) {
     }
 }
 
-/// A YAML double-quoted string; anything not plainly printable is escaped.
+/// A string YAML reads back as the same string when written plainly: simple
+/// characters only, and nothing that would resolve to a number, boolean or
+/// null (so "3.10" and "true" stay quoted).
+fn is_plain_safe(s: &str) -> bool {
+    const RESERVED: &[&str] = &["true", "false", "null", "yes", "no", "on", "off", "y", "n"];
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '_')
+        && !s.ends_with(' ')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '.' | '/' | '-' | '+'))
+        && !RESERVED.contains(&s.to_ascii_lowercase().as_str())
+}
+
+/// A string: plain where that reads back the same, else double-quoted with
+/// anything not plainly printable escaped.
 fn write_string(out: &mut String, s: &str) {
+    if is_plain_safe(s) {
+        out.push_str(s);
+        return;
+    }
     out.push('"');
     for c in s.chars() {
         match c {

@@ -1,0 +1,94 @@
+//! The `spaceport` command line: argument definitions and dispatch.
+//!
+//! Each subcommand lives in its own module and writes to the writers it is
+//! given, so tests can run it without a process. Exit codes are part of the
+//! interface: 0 success, 1 the Space is invalid, 2 usage error (bad
+//! arguments, a path that cannot be read).
+
+mod output;
+pub mod plan;
+pub mod validate;
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code: the Space's configuration or plan is invalid.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code: the command was used wrongly or its input cannot be read.
+pub const EXIT_USAGE: u8 = 2;
+
+/// spaceport: a self-hosted runtime for Hugging Face-style Spaces.
+///
+/// A Space is a git repo whose README.md starts with a YAML block saying how
+/// to run it (sdk: gradio, streamlit, docker or static). spaceport checks
+/// that configuration, builds the Space into an image and runs it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "spaceport",
+    version,
+    about,
+    long_about,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a Space's README configuration (and, for a folder, its plan).
+    ///
+    /// PATH is a README.md or a Space folder. Prints the normalized
+    /// configuration, or every error with file:line:column and a hint.
+    /// Exit status: 0 valid, 1 invalid, 2 usage error.
+    #[command(
+        after_help = "Examples:\n  spaceport validate README.md\n  spaceport validate examples/gradio-hello --json"
+    )]
+    Validate(validate::ValidateArgs),
+    /// Print the Dockerfile and run spec spaceport would use for a Space folder.
+    ///
+    /// Nothing is built or started. Exit status: 0 planned, 1 invalid, 2 usage error.
+    #[command(
+        after_help = "Examples:\n  spaceport plan examples/gradio-hello\n  spaceport plan . --hardware t4-small --json"
+    )]
+    Plan(plan::PlanArgs),
+}
+
+/// Runs a parsed command line against the given output streams.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let color = output::Color::detect();
+    match cli.command {
+        Command::Validate(args) => validate::run(&args, out, err, color),
+        Command::Plan(args) => plan::run(&args, out, err, color),
+    }
+}
+
+/// The whole program: parse the process's arguments, run, exit.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let code = run(cli, &mut stdout.lock(), &mut stderr.lock());
+    ExitCode::from(code)
+}
+
+/// Where a Space's files come from on the command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PathArg {
+    /// A README.md, or a folder holding one.
+    pub path: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
