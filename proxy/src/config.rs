@@ -231,10 +231,7 @@ impl RouteSource for FileRoutes {
             match RoutesFile::load(&self.path) {
                 Ok(f) => Some(Ok(f.routes)),
                 Err(ConfigError::Route(e)) => Some(Err(e)),
-                Err(e) => {
-                    tracing::error!(error = %e, "routes file not reloaded");
-                    Some(Err(RouteError::InvalidSpaceId(e.to_string())))
-                }
+                Err(e) => Some(Err(RouteError::Source(e.to_string()))),
             }
         })
     }

@@ -665,21 +665,23 @@ where
         }
     };
     lease.endpoint().succeeded();
+    let mut resp = resp;
+    // The upgrade handle lives in the response's extensions: take it first.
+    let upstream_upgrade =
+        (resp.status() == StatusCode::SWITCHING_PROTOCOLS).then(|| hyper::upgrade::on(&mut resp));
     let (mut rparts, rbody) = resp.into_parts();
     let status = rparts.status;
     if let Some(m) = &meter {
         m.response(status, start.elapsed());
     }
 
-    if status == StatusCode::SWITCHING_PROTOCOLS {
+    if let Some(upstream_upgrade) = upstream_upgrade {
         let Some(client_upgrade) = client_upgrade else {
             return Err(Failure::BadGateway(
                 space.clone(),
                 "the app switched protocols unasked".into(),
             ));
         };
-        let mut upstream_resp = Response::from_parts(rparts.clone_head(), ());
-        let upstream_upgrade = hyper::upgrade::on(&mut upstream_resp);
         let guard = stream_guard(&rt.idle, meter.as_ref());
         let tunnel_meter = meter.clone();
         tokio::spawn(async move {
@@ -753,16 +755,6 @@ impl CloneHead for http::request::Parts {
         let mut r = Request::new(());
         *r.method_mut() = self.method.clone();
         *r.uri_mut() = self.uri.clone();
-        *r.version_mut() = self.version;
-        *r.headers_mut() = self.headers.clone();
-        r.into_parts().0
-    }
-}
-
-impl CloneHead for http::response::Parts {
-    fn clone_head(&self) -> Self {
-        let mut r = Response::new(());
-        *r.status_mut() = self.status;
         *r.version_mut() = self.version;
         *r.headers_mut() = self.headers.clone();
         r.into_parts().0

@@ -136,9 +136,8 @@ impl VisitorHasher {
     pub fn random() -> Self {
         let mut bytes = Vec::with_capacity(32);
         for i in 0..4u64 {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            i.hash(&mut h);
-            bytes.extend_from_slice(&h.finish().to_le_bytes());
+            let h = std::collections::hash_map::RandomState::new().hash_one(i);
+            bytes.extend_from_slice(&h.to_le_bytes());
         }
         Self::new(&bytes)
     }
@@ -206,7 +205,7 @@ pub fn is_visit_request(method: &Method, path: &str, req: &HeaderMap) -> bool {
     }
     if path
         .split('/')
-        .any(|seg| seg.starts_with("file=") || POLL_SEGMENTS.iter().any(|p| seg == *p))
+        .any(|seg| seg.starts_with("file=") || POLL_SEGMENTS.contains(&seg))
     {
         return false;
     }

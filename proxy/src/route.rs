@@ -68,6 +68,9 @@ pub enum RouteError {
     /// A running Space has no upstream.
     #[error("space {0} is running but has no upstream")]
     NoUpstream(SpaceId),
+    /// The route source itself failed (an unreadable or unparsable file).
+    #[error("failed to read routes: {0}")]
+    Source(String),
     /// The health path does not start with '/'.
     #[error("space {0}: health_path must start with '/'")]
     HealthPath(SpaceId),

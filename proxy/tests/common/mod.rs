@@ -82,19 +82,14 @@ async fn page(State(s): State<AppState>) -> Response {
 async fn ws(upgrade: WebSocketUpgrade) -> Response {
     upgrade.on_upgrade(|mut socket| async move {
         while let Some(Ok(msg)) = socket.recv().await {
-            match msg {
-                Message::Text(t) => {
-                    if socket.send(Message::Text(t)).await.is_err() {
-                        break;
-                    }
-                }
-                Message::Binary(b) => {
-                    if socket.send(Message::Binary(b)).await.is_err() {
-                        break;
-                    }
-                }
+            let reply = match msg {
+                Message::Text(t) => Message::Text(t),
+                Message::Binary(b) => Message::Binary(b),
                 Message::Close(_) => break,
-                _ => {}
+                _ => continue,
+            };
+            if socket.send(reply).await.is_err() {
+                break;
             }
         }
     })
