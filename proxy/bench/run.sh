@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Benchmarks spaceport-proxy against nginx in front of the same loopback
+# upstream, in one run, and writes the results into the "Proxy" section of
+# BENCHMARKS.md.
+#
+# Needs: nginx and wrk (Debian: apt-get install -y nginx wrk), python3, cargo.
+# Knobs (environment): RUNS (5), DURATION seconds per run (10), CONNS for the
+# closed-loop test (64), RATE for the fixed-rate test (2000 req/s),
+# WS_COUNT idle WebSockets (10000), OUT (BENCHMARKS.md at the repo root;
+# set OUT=- to only print).
+# Everything listens on 127.0.0.1 only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+RUNS=${RUNS:-5}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+RATE=${RATE:-2000}
+WS_COUNT=${WS_COUNT:-10000}
+OUT=${OUT:-$ROOT/BENCHMARKS.md}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+HOST=bench-hello.spaces.test
+P_UP=18080 P_NGINX=18081 P_SP=18082 P_SPOFF=18083
+
+for tool in nginx wrk python3 cargo; do
+  command -v "$tool" >/dev/null || { echo "run.sh needs $tool (apt-get install -y nginx wrk)" >&2; exit 1; }
+done
+ulimit -n 65536
+
+echo "building (release)..." >&2
+(cd "$ROOT" && cargo build --release -q -p spaceport-proxy --bin spaceport-proxy --example bench_tool)
+BIN=$CARGO_TARGET_DIR/release/spaceport-proxy
+TOOL=$CARGO_TARGET_DIR/release/examples/bench_tool
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 did not open" >&2; exit 1
+}
+
+# --- the upstream (one thread, so it is not the bottleneck's twin) ---
+BENCH_THREADS=1 "$TOOL" upstream "127.0.0.1:$P_UP" >/dev/null &
+PIDS+=($!)
+wait_port $P_UP
+
+# --- nginx, configured as a careful operator would: keepalive upstreams,
+# no access log, the same forwarded headers spaceport sets ---
+mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
+cat >"$WORK/nginx.conf" <<NGINX
+worker_processes auto;
+worker_rlimit_nofile 65536;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+events { worker_connections 30000; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/tmp/body;
+  proxy_temp_path $WORK/nginx/tmp/proxy;
+  fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+  uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+  scgi_temp_path $WORK/nginx/tmp/scgi;
+  map \$http_upgrade \$connection_upgrade { default upgrade; '' ''; }
+  upstream app { server 127.0.0.1:$P_UP; keepalive 256; }
+  server {
+    listen 127.0.0.1:$P_NGINX;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Host \$host;
+      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection \$connection_upgrade;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+      proxy_read_timeout 3600s;
+    }
+  }
+}
+NGINX
+nginx -p "$WORK/nginx" -c "$WORK/nginx.conf"
+wait_port $P_NGINX
+
+# --- spaceport-proxy, metering on and off ---
+cat >"$WORK/routes.yaml" <<ROUTES
+routes:
+  - space: bench/hello
+    upstreams: ["127.0.0.1:$P_UP"]
+ROUTES
+RUST_LOG=warn "$BIN" --routes "$WORK/routes.yaml" --listen "127.0.0.1:$P_SP" --domain spaces.test &
+PIDS+=($!); SP_PID=$!
+RUST_LOG=warn "$BIN" --routes "$WORK/routes.yaml" --listen "127.0.0.1:$P_SPOFF" --domain spaces.test --no-metering &
+PIDS+=($!); SPOFF_PID=$!
+wait_port $P_SP; wait_port $P_SPOFF
+NGINX_MASTER=$(cat "$WORK/nginx.pid")
+
+pids_of() { # target -> pids whose CPU and memory count
+  case $1 in
+    direct) echo "" ;;
+    nginx) echo "$NGINX_MASTER $(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')" ;;
+    spaceport) echo "$SP_PID" ;;
+    spaceport-nometer) echo "$SPOFF_PID" ;;
+  esac
+}
+port_of() {
+  case $1 in direct) echo $P_UP ;; nginx) echo $P_NGINX ;; spaceport) echo $P_SP ;; spaceport-nometer) echo $P_SPOFF ;; esac
+}
+cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
+rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/^VmRSS/{print $2}' "/proc/$p/status"))); done; echo $t; }
+to_us() { # wrk latency like 1.23ms / 950.00us / 1.01s -> microseconds
+  python3 -c "import sys,re; v=sys.argv[1]; m=re.match(r'([0-9.]+)(us|ms|s)',v); print(round(float(m[1])*{'us':1,'ms':1e3,'s':1e6}[m[2]]))" "$1"
+}
+
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+TICK=$(getconf CLK_TCK)
+
+echo "warming up..." >&2
+for t in direct nginx spaceport spaceport-nometer; do
+  wrk -t2 -c"$CONNS" -d2s -H "Host: $HOST" "http://127.0.0.1:$(port_of $t)/" >/dev/null
+done
+
+for run in $(seq 1 "$RUNS"); do
+  for t in direct nginx spaceport spaceport-nometer; do
+    pids=$(pids_of $t)
+    c0=0; [ -n "$pids" ] && c0=$(cpu_ticks $pids)
+    out=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST" "http://127.0.0.1:$(port_of $t)/")
+    c1=0; rss=0; [ -n "$pids" ] && { c1=$(cpu_ticks $pids); rss=$(rss_kb $pids); }
+    rps=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
+    p50=$(to_us "$(awk '$1=="50%"{print $2}' <<<"$out")")
+    p99=$(to_us "$(awk '$1=="99%"{print $2}' <<<"$out")")
+    errs=$(awk '/Non-2xx|Socket errors/{print}' <<<"$out" | tr '\n' ' ')
+    cpu=$(python3 -c "print(round(($c1-$c0)/$TICK/$DURATION*100))")
+    echo "closed $t $run $rps $p50 $p99 $cpu $rss" >>"$RESULTS"
+    echo "run $run $t: $rps req/s p50 ${p50}us p99 ${p99}us cpu ${cpu}% rss ${rss}KB $errs" >&2
+  done
+  for t in direct nginx spaceport; do
+    read -r p50 p99 p999 sent errors < <(BENCH_THREADS=1 "$TOOL" rate "http://127.0.0.1:$(port_of $t)/" "$HOST" "$RATE" "$DURATION" 16)
+    echo "fixed $t $run $p50 $p99 $p999 $sent $errors" >>"$RESULTS"
+    echo "run $run fixed $RATE/s $t: p50 ${p50}us p99 ${p99}us p99.9 ${p999}us ($sent sent, $errors errors)" >&2
+  done
+done
+
+# --- idle WebSockets: RSS growth per connection, spaceport and nginx ---
+for t in spaceport nginx; do
+  pids=$(pids_of $t)
+  before=$(rss_kb $pids)
+  coproc HOLD { BENCH_THREADS=2 "$TOOL" hold-ws "127.0.0.1:$(port_of $t)" "$HOST" /ws "$WS_COUNT"; }
+  read -r ready held _failed failed <&"${HOLD[0]}"
+  sleep 1
+  after=$(rss_kb $pids)
+  echo "ws $t $held $failed $before $after" >>"$RESULTS"
+  echo "ws $t: held $held (failed $failed), RSS ${before}KB -> ${after}KB" >&2
+  eval "exec ${HOLD[1]}>&-"
+  wait "$HOLD_PID" 2>/dev/null || true
+  sleep 2
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+python3 - "$RESULTS" "$OUT" "$RUNS" "$DURATION" "$CONNS" "$RATE" "$WS_COUNT" "$LOAD_BEFORE" "$LOAD_AFTER" <<'PY'
+import re, statistics, sys, platform, os, datetime
+res, out, runs, dur, conns, rate, ws_count, load0, load1 = sys.argv[1:]
+rows = [l.split() for l in open(res)]
+med = lambda xs: statistics.median(xs)
+def closed(t, i): return med([float(r[3 + i]) for r in rows if r[0] == "closed" and r[1] == t])
+def fixed(t, i): return med([float(r[3 + i]) for r in rows if r[0] == "fixed" and r[1] == t])
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+lines = []
+w = lines.append
+w(f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC by `proxy/bench/run.sh` "
+  f"(RUNS={runs} DURATION={dur} CONNS={conns} RATE={rate} WS_COUNT={ws_count}).")
+w(f"Machine: {os.cpu_count()} cores ({cpu}), shared and noisy; load average {load0} before, "
+  f"{load1} after. Load generator, upstream and proxy all share these cores, and other "
+  "work (compiles) may run at the same time, so compare ratios within a run, not absolute numbers.")
+w("Every figure is the median of the runs. Upstream: a minimal hyper HTTP/1.1 server answering 13 bytes. "
+  "nginx: Debian package, `worker_processes auto`, keepalive upstream pool, access log off. "
+  "spaceport-proxy: release build, default settings, routes file with one Space.")
+w("")
+w(f"### Closed loop (wrk -t2 -c{conns} -d{dur}s)")
+w("")
+w("| target | requests/s | p50 | p99 | CPU (of one core) | RSS |")
+w("|---|---:|---:|---:|---:|---:|")
+for t in ["direct", "nginx", "spaceport", "spaceport-nometer"]:
+    rss = closed(t, 4)
+    w(f"| {t} | {closed(t,0):,.0f} | {closed(t,1)/1000:.2f} ms | {closed(t,2)/1000:.2f} ms | "
+      f"{'-' if t=='direct' else f'{closed(t,3):.0f}%'} | {'-' if t=='direct' else f'{rss/1024:.1f} MB'} |")
+w("")
+ratio = closed("spaceport", 0) / closed("nginx", 0)
+meter_cost = 1 - closed("spaceport", 0) / closed("spaceport-nometer", 0)
+w(f"- Throughput, spaceport / nginx: **{ratio:.2f}x** (target: at least 1.0x).")
+w(f"- Metering cost: spaceport with metering serves {meter_cost*100:+.1f}% fewer requests/s than with "
+  "`--no-metering` (target: under 5%; a negative figure is noise).")
+w("")
+w(f"### Fixed rate ({rate} requests/s, 16 connections, open loop, latency from the scheduled send time)")
+w("")
+w("| target | p50 | p99 | p99.9 | added p99 vs direct |")
+w("|---|---:|---:|---:|---:|")
+for t in ["direct", "nginx", "spaceport"]:
+    added = "-" if t == "direct" else f"{(fixed(t,1)-fixed('direct',1))/1000:+.3f} ms"
+    w(f"| {t} | {fixed(t,0)/1000:.3f} ms | {fixed(t,1)/1000:.3f} ms | {fixed(t,2)/1000:.3f} ms | {added} |")
+w("")
+w("wrk2 is not packaged in Debian; `proxy/examples/bench_tool.rs rate` does the same coordinated-omission "
+  "correction (each request is timed from when it was due).")
+w("")
+w(f"### {ws_count} idle WebSockets")
+w("")
+w("| target | held | failed | RSS before | RSS after | growth per connection |")
+w("|---|---:|---:|---:|---:|---:|")
+for r in rows:
+    if r[0] == "ws":
+        _, t, held, failed, before, after = r
+        per = (int(after) - int(before)) * 1024 / max(int(held), 1)
+        w(f"| {t} | {held} | {failed} | {int(before)/1024:.1f} MB | {int(after)/1024:.1f} MB | {per/1024:.1f} KB |")
+w("")
+w("Each WebSocket through the proxy is two sockets (client and upstream); RSS is summed over the "
+  "proxy's processes (nginx: master and workers).")
+section = "\n".join(lines) + "\n"
+if out == "-":
+    print(section); sys.exit()
+text = open(out).read()
+head = "## Proxy (spaceport-proxy)\n"
+i = text.index(head) + len(head)
+m = re.search(r"^## ", text[i:], re.M)
+j = i + m.start() if m else len(text)
+keep_fuzz = ""
+fz = re.search(r"^### Fuzzing.*?(?=^## |\Z)", text[i:j], re.M | re.S)
+if fz:
+    keep_fuzz = "\n" + fz.group(0).rstrip() + "\n"
+text = text[:i] + "\n" + section + keep_fuzz + ("\n" if m else "") + text[j:]
+open(out, "w").write(text)
+print(section)
+PY
