@@ -437,7 +437,7 @@ where
 
 async fn route_and_forward<B>(
     shared: &Arc<Shared>,
-    mut req: Request<B>,
+    req: Request<B>,
     conn: ConnInfo,
     id: &HeaderValue,
 ) -> Result<Response<ProxyBody>, Failure>
@@ -499,6 +499,51 @@ where
         shared.meter.unrouted.inc();
         return Err(Failure::NotFound);
     };
+    let result = exchange(
+        shared,
+        req,
+        conn,
+        id,
+        &route,
+        prefix_len,
+        &authority,
+        strip_authorization,
+        start,
+    )
+    .await;
+    if let Err(f) = &result {
+        // Failures the proxy answers for a known Space count in its metrics too.
+        if cfg.metering {
+            rt.meter.response(f.status(), start.elapsed());
+        }
+    }
+    result
+}
+
+/// The part of a request after routing and access: body limit, wake, the
+/// upstream exchange, and the response.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the request's facts, passed once"
+)]
+async fn exchange<B>(
+    shared: &Arc<Shared>,
+    mut req: Request<B>,
+    conn: ConnInfo,
+    id: &HeaderValue,
+    route: &Arc<CompiledRoute>,
+    prefix_len: usize,
+    authority: &Authority,
+    strip_authorization: bool,
+    start: Instant,
+) -> Result<Response<ProxyBody>, Failure>
+where
+    B: Body<Data = Bytes> + Send + Sync + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    let cfg = &shared.config;
+    let rt = route.runtime.clone();
+    let space = &rt.space;
     if limits::content_length(req.headers()).is_some_and(|n| n > cfg.limits.max_body_bytes) {
         return Err(Failure::BodyTooLarge);
     }
@@ -514,7 +559,7 @@ where
         } else {
             cfg.wake.api_hold
         };
-        match wake::await_awake(shared, &route, hold).await {
+        match wake::await_awake(shared, route, hold).await {
             Outcome::Ready => {}
             Outcome::StillWaking if browser => {
                 return Err(Failure::Waking {

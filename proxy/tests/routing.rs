@@ -300,6 +300,12 @@ async fn failure_pages_name_the_space_with_502_503_504() {
     let slow = get(addr, "carol-slow.spaces.test", "/hang", &[]).await;
     assert_eq!(slow.status, 504);
     assert!(slow.text().contains("carol/slow"));
+    let dead_5xx = r#"spaceport_proxy_requests_total{class="5xx",space="carol/dead"}"#;
+    assert_eq!(
+        metric(&_p, dead_5xx),
+        Some(1.0),
+        "proxy-made failures are metered"
+    );
     let asleep = get(addr, "carol-asleep.spaces.test", "/", &[]).await;
     assert_eq!(asleep.status, 503);
     assert!(asleep.text().contains("carol/asleep"));
@@ -445,4 +451,42 @@ async fn route_swap_keeps_open_connections_and_moves_new_requests() {
             .status,
         200
     );
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_drains_in_flight_requests() {
+    let up = upstream("a").await;
+    let proxy = spaceport_proxy::Proxy::builder(config()).build().unwrap();
+    proxy
+        .apply_routes(vec![route("alice/demo", up.addr)])
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let p = proxy.clone();
+    let server = tokio::spawn(async move {
+        p.serve(listener, None, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let slow = tokio::spawn(get(addr, "alice-demo.spaces.test", "/slow", &[]));
+    up.entered.notified().await;
+    stop.send(()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "listener still open");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !server.is_finished(),
+        "the server waits for the in-flight request"
+    );
+    up.release.notify_one();
+    assert_eq!(slow.await.unwrap().status, 200);
+    tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
