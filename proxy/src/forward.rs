@@ -627,7 +627,7 @@ where
     set_forwarded(
         headers,
         conn.peer.ip(),
-        &authority,
+        authority,
         proto,
         prefix,
         cfg.trust_forwarded,
