@@ -111,3 +111,33 @@ fn keys_that_do_nothing_for_the_sdk_are_warned_about() {
     assert!(parsed.is_valid());
     assert!(parsed.warnings().any(|w| w.code == Code::IgnoredKey));
 }
+
+#[test]
+fn keys_with_control_characters_or_of_absurd_length_are_refused() {
+    let long = format!("---\nsdk: gradio\n{}: 1\n---\n", "k".repeat(200));
+    assert_eq!(
+        parse_readme(long.as_bytes()).errors().next().unwrap().code,
+        Code::InvalidType
+    );
+    let ctl = parse_readme(b"---\nsdk: gradio\n\"a\\u0003b\": 1\n---\n");
+    assert_eq!(ctl.errors().next().unwrap().code, Code::InvalidType);
+}
+
+#[test]
+fn unknown_values_with_long_nested_keys_round_trip() {
+    let key = "\\u0003".repeat(200);
+    let yaml = format!("---\nsdk: gradio\nx_meta:\n  ? \"{key}\"\n  : [1, {{\"a b\": c}}]\n---\n");
+    let parsed = parse_readme(yaml.as_bytes());
+    let c = parsed.config.expect("valid");
+    let again = parse_readme(spaceport_runtime::config::emit::to_front_matter(&c).as_bytes());
+    assert_eq!(again.config, Some(c));
+}
+
+#[test]
+fn unknown_mappings_with_keys_long_once_escaped_round_trip() {
+    let key = "\\u001e".repeat(168);
+    let yaml = format!("---\nsdk: static\nx_headers:\n  \"a{key}\": 1\n  b: 2\n---\n");
+    let c = parse_readme(yaml.as_bytes()).config.expect("valid");
+    let again = parse_readme(spaceport_runtime::config::emit::to_front_matter(&c).as_bytes());
+    assert_eq!(again.config, Some(c));
+}

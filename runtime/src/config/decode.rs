@@ -338,7 +338,7 @@ impl Decoder {
         let mut cfg = SpaceConfig::new(Sdk::Gradio);
         for (k, v) in entries {
             let key = match k.as_scalar() {
-                Some(s) if !s.is_null() && s.style != Style::Block => s.text.clone(),
+                Some(s) if is_key_like(s) => s.text.clone(),
                 _ => {
                     self.push(
                         Diagnostic::error(
@@ -672,6 +672,18 @@ impl Decoder {
         }
     }
 }
+
+/// A top-level key: one line of printable text of sensible length. Anything
+/// else is a mistake, and could not be written back as a YAML key anyway.
+fn is_key_like(s: &Scalar) -> bool {
+    !s.is_null()
+        && s.style != Style::Block
+        && s.text.chars().count() <= MAX_KEY_CHARS
+        && !s.text.chars().any(char::is_control)
+}
+
+/// The longest top-level key accepted.
+pub const MAX_KEY_CHARS: usize = 128;
 
 fn example_number(key: &str, min: u64) -> u64 {
     match key {

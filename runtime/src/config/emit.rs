@@ -26,7 +26,9 @@ pub fn to_yaml(config: &SpaceConfig) -> String {
                         out.push('\n');
                     }
                 }
-                Value::Object(fields) if !fields.is_empty() => {
+                Value::Object(fields)
+                    if !fields.is_empty() && fields.keys().all(|k| fits_implicit(k)) =>
+                {
                     out.push('\n');
                     for (k, item) in fields {
                         out.push_str("  ");
@@ -52,16 +54,21 @@ pub fn to_front_matter(config: &SpaceConfig) -> String {
     format!("---\n{}---\n", to_yaml(config))
 }
 
+/// YAML limits implicit keys to 1024 characters; escapes can make a
+/// written key much longer than the key itself.
+fn fits_implicit(key: &str) -> bool {
+    let mut written = String::new();
+    write_string(&mut written, key);
+    written.chars().count() <= 1000
+}
+
+/// A mapping key; one too long for an implicit key is made explicit (`? `),
+/// which is only used in flow mappings (block ones fall back to flow).
 fn write_key(out: &mut String, key: &str) {
-    let plain = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if plain {
-        out.push_str(key);
-    } else {
-        write_string(out, key);
+    if !fits_implicit(key) {
+        out.push_str("? ");
     }
+    write_string(out, key);
 }
 
 fn write_flow(out: &mut String, value: &Value) {
@@ -86,7 +93,7 @@ fn write_flow(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_string(out, k);
+                write_key(out, k);
                 out.push_str(": ");
                 write_flow(out, item);
             }
