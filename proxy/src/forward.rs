@@ -654,6 +654,7 @@ where
         _stream: None,
     };
     let mut pending_body = Some(BodyExt::boxed(upload));
+    let mut parts = Some(parts);
     let mut avoid = None;
     let mut attempt = 0;
     let (lease, resp) = loop {
@@ -676,7 +677,23 @@ where
             Some(b) => b,
             None => Empty::new().map_err(|e| match e {}).boxed(),
         };
-        let mut up = Request::from_parts(parts.clone_head(), body);
+        // Only a bodiless request to a multi-replica Space may be retried, so
+        // only then is the head copied.
+        let head = match parts.take() {
+            Some(p) => {
+                if bodiless && rt.balancer.len() > 1 {
+                    parts = Some(p.clone_head());
+                }
+                p
+            }
+            None => {
+                return Err(Failure::BadGateway(
+                    space.clone(),
+                    "could not connect to the app".into(),
+                ));
+            }
+        };
+        let mut up = Request::from_parts(head, body);
         *up.uri_mut() = uri;
         let sent =
             tokio::time::timeout(cfg.timeouts.response_head, shared.client.request(up)).await;
