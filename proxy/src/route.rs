@@ -404,7 +404,9 @@ impl RouteTable {
         if host.len() <= suffix.len() {
             return None;
         }
-        let (label, rest) = host.split_at(host.len() - suffix.len());
+        // Hosts from the wire are ASCII, but this is a public function: never
+        // split inside a multi-byte character (found by fuzzing).
+        let (label, rest) = host.split_at_checked(host.len() - suffix.len())?;
         if !rest.eq_ignore_ascii_case(suffix) || label.is_empty() || label.contains('.') {
             return None;
         }
