@@ -863,3 +863,23 @@ mod tests {
         assert_eq!(cfg.extra["x"], serde_json::json!(1));
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    #[test]
+    fn the_json_schema_names_every_readme_key() {
+        let schema = serde_json::to_value(schemars::schema_for!(SpaceConfig)).unwrap();
+        let props = schema["properties"].as_object().expect("properties");
+        for key in crate::config::decode::KNOWN_KEYS {
+            assert!(props.contains_key(*key), "{key} missing from the schema");
+        }
+        assert_eq!(schema["required"], serde_json::json!(["sdk"]));
+        assert_eq!(
+            props["python_version"]["type"],
+            serde_json::json!(["string", "null"])
+        );
+        assert_eq!(props["preload_from_hub"]["items"]["type"], "string");
+    }
+}
