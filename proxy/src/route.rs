@@ -584,6 +584,20 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_hosts_do_not_panic() {
+        let t = table(vec![Route::new(id("alice/demo"), "127.0.0.1:1")]);
+        // The suffix boundary falls inside the 3-byte character.
+        assert!(matches!(
+            t.resolve("\u{fffd}spaces.test", "/"),
+            Resolution::NotFound
+        ));
+        assert!(matches!(
+            t.resolve("\u{fffd}.spaces.test", "/"),
+            Resolution::UnknownSpaceHost
+        ));
+    }
+
+    #[test]
     fn space_host_never_falls_back_to_path_routing() {
         let t = table(vec![
             Route::new(id("alice/demo"), "127.0.0.1:1"),
