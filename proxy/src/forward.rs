@@ -749,7 +749,8 @@ where
         tokio::spawn(async move {
             let _guard = guard;
             let _lease = lease;
-            let _in_flight = in_flight;
+            // From here on the tunnel counts as an open stream, not a request.
+            drop(in_flight);
             let (Ok(c), Ok(u)) = tokio::join!(client_upgrade, upstream_upgrade) else {
                 return;
             };

@@ -110,9 +110,11 @@ async fn serves_a_routes_file_and_reloads_it_on_sighup() {
     )
     .unwrap();
     let pid = child.0.id().to_string();
+    // The shell's built-in kill: present wherever sh is.
+    let hup = format!("kill -HUP {pid}");
     assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
+        Command::new("sh")
+            .args(["-c", &hup])
             .status()
             .unwrap()
             .success()

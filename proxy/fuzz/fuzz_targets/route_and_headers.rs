@@ -17,11 +17,18 @@ use spaceport_proxy::{Route, RouteTable, access, forward};
 fn table() -> &'static RouteTable {
     static T: OnceLock<RouteTable> = OnceLock::new();
     T.get_or_init(|| {
-        let routes = ["alice/demo", "Alice_B/My.App", "bob/secret", "x/y", "a-b/c", "org/app.v2"]
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Route::new(s.parse().unwrap(), format!("127.0.0.1:{}", 1000 + i)))
-            .collect();
+        let routes = [
+            "alice/demo",
+            "Alice_B/My.App",
+            "bob/secret",
+            "x/y",
+            "a-b/c",
+            "org/app.v2",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Route::new(s.parse().unwrap(), format!("127.0.0.1:{}", 1000 + i)))
+        .collect();
         RouteTable::standalone(routes, Some("spaces.test"), "/apps").unwrap()
     })
 }
@@ -49,7 +56,10 @@ fuzz_target!(|data: &[u8]| {
     }
     for line in lines {
         if let Some((k, v)) = line.split_once(':') {
-            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.trim().as_bytes()), HeaderValue::from_str(v.trim())) {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.trim().as_bytes()),
+                HeaderValue::from_str(v.trim()),
+            ) {
                 headers.append(k, v);
             }
         }
@@ -60,7 +70,9 @@ fuzz_target!(|data: &[u8]| {
         let path = uri.path();
         match t.resolve(&host, path) {
             Resolution::Host(r) => {
-                let label = host.strip_suffix(".spaces.test").expect("host route under the domain");
+                let label = host
+                    .strip_suffix(".spaces.test")
+                    .expect("host route under the domain");
                 assert_eq!(r.route().space.host_label(), label);
             }
             Resolution::Prefix { route, prefix_len } => {
@@ -92,7 +104,14 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(a) = "alice-demo.spaces.test".parse() {
-        forward::set_forwarded(&mut stripped, "127.0.0.1".parse().unwrap(), &a, "http", Some("/apps/a/b"), true);
+        forward::set_forwarded(
+            &mut stripped,
+            "127.0.0.1".parse().unwrap(),
+            &a,
+            "http",
+            Some("/apps/a/b"),
+            true,
+        );
     }
     let _ = forward::request_id(&headers);
     let _ = access::token(&headers, access::TOKEN_COOKIE);
