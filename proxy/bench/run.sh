@@ -25,7 +25,16 @@ P_UP=18080 P_NGINX=18081 P_SP=18082 P_SPOFF=18083
 for tool in nginx wrk python3 cargo; do
   command -v "$tool" >/dev/null || { echo "run.sh needs $tool (apt-get install -y nginx wrk)" >&2; exit 1; }
 done
-ulimit -n 65536
+# Each WebSocket through a proxy holds two sockets there (client and
+# upstream). Raise the descriptor limit; where the hard limit forbids it (a
+# container without CAP_SYS_RESOURCE), hold as many as fit and say so.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+FD_LIMIT=$(ulimit -n)
+WS_REQUESTED=$WS_COUNT
+if [ $((WS_COUNT * 2 + 200)) -gt "$FD_LIMIT" ]; then
+  WS_COUNT=$(((FD_LIMIT - 200) / 2))
+  echo "descriptor limit $FD_LIMIT: holding $WS_COUNT WebSockets instead of $WS_REQUESTED" >&2
+fi
 
 echo "building (release)..." >&2
 (cd "$ROOT" && cargo build --release -q -p spaceport-proxy --bin spaceport-proxy --example bench_tool)
@@ -147,9 +156,13 @@ for run in $(seq 1 "$RUNS"); do
     echo "run $run $t: $rps req/s p50 ${p50}us p99 ${p99}us cpu ${cpu}% rss ${rss}KB $errs" >&2
   done
   for t in direct nginx spaceport; do
+    pids=$(pids_of $t)
+    c0=0; [ -n "$pids" ] && c0=$(cpu_ticks $pids)
     read -r p50 p99 p999 sent errors < <(BENCH_THREADS=1 "$TOOL" rate "http://127.0.0.1:$(port_of $t)/" "$HOST" "$RATE" "$DURATION" 16)
-    echo "fixed $t $run $p50 $p99 $p999 $sent $errors" >>"$RESULTS"
-    echo "run $run fixed $RATE/s $t: p50 ${p50}us p99 ${p99}us p99.9 ${p999}us ($sent sent, $errors errors)" >&2
+    c1=0; [ -n "$pids" ] && c1=$(cpu_ticks $pids)
+    cpu_us=$(python3 -c "print(round(($c1-$c0)/$TICK*1e6/max($sent,1),1))")
+    echo "fixed $t $run $p50 $p99 $p999 $sent $errors $cpu_us" >>"$RESULTS"
+    echo "run $run fixed $RATE/s $t: p50 ${p50}us p99 ${p99}us p99.9 ${p999}us ($sent sent, $errors errors) cpu ${cpu_us}us/req" >&2
   done
 done
 
@@ -169,9 +182,9 @@ for t in spaceport nginx; do
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
-python3 - "$RESULTS" "$OUT" "$RUNS" "$DURATION" "$CONNS" "$RATE" "$WS_COUNT" "$LOAD_BEFORE" "$LOAD_AFTER" <<'PY'
+python3 - "$RESULTS" "$OUT" "$RUNS" "$DURATION" "$CONNS" "$RATE" "$WS_COUNT" "$LOAD_BEFORE" "$LOAD_AFTER" "$WS_REQUESTED" "$FD_LIMIT" <<'PY'
 import re, statistics, sys, platform, os, datetime
-res, out, runs, dur, conns, rate, ws_count, load0, load1 = sys.argv[1:]
+res, out, runs, dur, conns, rate, ws_count, load0, load1, ws_req, fd_limit = sys.argv[1:]
 rows = [l.split() for l in open(res)]
 med = lambda xs: statistics.median(xs)
 def closed(t, i): return med([float(r[3 + i]) for r in rows if r[0] == "closed" and r[1] == t])
@@ -205,17 +218,26 @@ w(f"- Metering cost: spaceport with metering serves {meter_cost*100:+.1f}% fewer
 w("")
 w(f"### Fixed rate ({rate} requests/s, 16 connections, open loop, latency from the scheduled send time)")
 w("")
-w("| target | p50 | p99 | p99.9 | added p99 vs direct |")
-w("|---|---:|---:|---:|---:|")
+w("| target | p50 | p99 | p99.9 | added p99 vs direct | proxy CPU per request |")
+w("|---|---:|---:|---:|---:|---:|")
 for t in ["direct", "nginx", "spaceport"]:
     added = "-" if t == "direct" else f"{(fixed(t,1)-fixed('direct',1))/1000:+.3f} ms"
-    w(f"| {t} | {fixed(t,0)/1000:.3f} ms | {fixed(t,1)/1000:.3f} ms | {fixed(t,2)/1000:.3f} ms | {added} |")
+    cpu_req = "-" if t == "direct" else f"{fixed(t,5):.0f} us"
+    w(f"| {t} | {fixed(t,0)/1000:.3f} ms | {fixed(t,1)/1000:.3f} ms | {fixed(t,2)/1000:.3f} ms | {added} | {cpu_req} |")
+w("")
+w("CPU per request (user + system time of the proxy's processes over requests sent, at a fixed rate) "
+  "is the figure least disturbed by other load on the machine.")
 w("")
 w("wrk2 is not packaged in Debian; `proxy/examples/bench_tool.rs rate` does the same coordinated-omission "
   "correction (each request is timed from when it was due).")
 w("")
 w(f"### {ws_count} idle WebSockets")
 w("")
+if ws_count != ws_req:
+    w(f"{ws_req} were asked for, but the open-file hard limit here is {fd_limit} and cannot be raised "
+      f"(no CAP_SYS_RESOURCE), and each WebSocket takes two descriptors in the proxy, so {ws_count} "
+      "were held. Growth per connection does not depend on the count.")
+    w("")
 w("| target | held | failed | RSS before | RSS after | growth per connection |")
 w("|---|---:|---:|---:|---:|---:|")
 for r in rows:

@@ -114,8 +114,13 @@ fn main() -> ExitCode {
         },
         _ => None,
     };
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if cli.workers > 0 {
+    // One worker: a single-threaded scheduler, with no cross-thread wakeups.
+    let mut rt = if cli.workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if cli.workers > 1 {
         rt.worker_threads(cli.workers);
     }
     let rt = match rt.enable_all().build() {

@@ -278,6 +278,7 @@ impl Proxy {
         b.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(timeouts.client_header)
+            .writev(false)
             .max_buf_size(limits.max_header_bytes.max(8192) + 1024);
         b.http2()
             .timer(TokioTimer::new())
