@@ -75,6 +75,7 @@ error_log $WORK/nginx/logs/error.log warn;
 events { worker_connections 30000; }
 http {
   access_log off;
+  keepalive_requests 1000000;
   client_body_temp_path $WORK/nginx/tmp/body;
   proxy_temp_path $WORK/nginx/tmp/proxy;
   fastcgi_temp_path $WORK/nginx/tmp/fastcgi;

@@ -116,12 +116,16 @@ async fn rate(args: &[String]) {
     for c in 0..conns {
         let (host, path) = (host.clone(), url.path().to_owned());
         tasks.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).expect("nodelay");
-            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
+            let connect = || async {
+                let stream = TcpStream::connect(addr).await.expect("connect");
+                stream.set_nodelay(true).expect("nodelay");
+                let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+                tokio::spawn(conn);
+                send
+            };
+            let mut send = connect().await;
             let offset = interval.mul_f64(c as f64 / conns as f64);
             let mut lat = Vec::with_capacity(per_conn);
             let mut errors = 0usize;
@@ -137,7 +141,13 @@ async fn rate(args: &[String]) {
                         let _ = resp.into_body().collect().await;
                         lat.push(due.elapsed().as_micros() as u64);
                     }
-                    _ => errors += 1,
+                    _ => {
+                        errors += 1;
+                        // A server that closed the connection: reconnect, as browsers do.
+                        if send.is_closed() {
+                            send = connect().await;
+                        }
+                    }
                 }
             }
             (lat, errors)

@@ -97,6 +97,32 @@ pub(crate) fn client(connect_timeout: Duration) -> UpstreamClient {
         .build(http)
 }
 
+thread_local! {
+    /// Upstream pools of this thread, one per proxy. A pooled connection's
+    /// task runs on the thread that opened it; keeping pools per thread
+    /// keeps a request and its upstream connection on one thread, with no
+    /// cross-thread wakeups (measured: about one futex call per request
+    /// otherwise).
+    static CLIENTS: std::cell::RefCell<Vec<(usize, UpstreamClient)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's upstream client for `shared`.
+pub(crate) fn with_client<R>(shared: &Shared, f: impl FnOnce(&UpstreamClient) -> R) -> R {
+    let key = std::ptr::from_ref(shared) as usize;
+    CLIENTS.with(|clients| {
+        let mut clients = clients.borrow_mut();
+        let i = match clients.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                clients.push((key, client(shared.config.timeouts.connect)));
+                clients.len() - 1
+            }
+        };
+        f(&clients[i].1)
+    })
+}
+
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -380,7 +406,7 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Sends one GET to `authority` and says whether it answered below 500.
 pub(crate) async fn probe(
-    client: &UpstreamClient,
+    shared: &Shared,
     authority: &Authority,
     path: &str,
     timeout: Duration,
@@ -397,7 +423,8 @@ pub(crate) async fn probe(
         .header(USER_AGENT, "spaceport-proxy health probe")
         .body(Empty::new().map_err(|e| match e {}).boxed())
         .expect("valid probe");
-    match tokio::time::timeout(timeout, client.request(req)).await {
+    let sent = with_client(shared, |c| c.request(req));
+    match tokio::time::timeout(timeout, sent).await {
         Ok(Ok(resp)) => resp.status().as_u16() < 500,
         _ => false,
     }
@@ -698,8 +725,11 @@ where
         };
         let mut up = Request::from_parts(head, body);
         *up.uri_mut() = uri;
-        let sent =
-            tokio::time::timeout(cfg.timeouts.response_head, shared.client.request(up)).await;
+        let sent = tokio::time::timeout(
+            cfg.timeouts.response_head,
+            with_client(shared, |c| c.request(up)),
+        )
+        .await;
         match sent {
             Ok(Ok(resp)) => break (lease, resp),
             Err(_) => {

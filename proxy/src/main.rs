@@ -61,7 +61,7 @@ struct Cli {
     /// Seconds an API client is held while a Space wakes.
     #[arg(long, env = "SPACEPORT_WAKE_HOLD", default_value_t = 60)]
     wake_hold: u64,
-    /// Worker threads (0: one per core).
+    /// Worker threads, each with its own event loop (0: one per core).
     #[arg(long, env = "SPACEPORT_WORKERS", default_value_t = 0)]
     workers: usize,
 }
@@ -114,23 +114,27 @@ fn main() -> ExitCode {
         },
         _ => None,
     };
-    // One worker: a single-threaded scheduler, with no cross-thread wakeups.
-    let mut rt = if cli.workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
+    let workers = if cli.workers > 0 {
+        cli.workers
     } else {
-        tokio::runtime::Builder::new_multi_thread()
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     };
-    if cli.workers > 1 {
-        rt.worker_threads(cli.workers);
-    }
-    let rt = match rt.enable_all().build() {
+    // The main thread runs a small runtime for routes, signals, the admin
+    // listener and reports; each worker thread runs its own single-threaded
+    // runtime with its own listener on the same port (SO_REUSEPORT), so a
+    // connection, its requests and their upstream connections stay on one
+    // thread, as nginx workers do.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("spaceport-proxy: failed to start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli, cfg, file, tls)) {
+    match rt.block_on(run(cli, cfg, file, tls, workers)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("spaceport-proxy: {e:#}");
@@ -139,11 +143,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// A listening socket that other workers may bind too.
+fn bind_shared(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)?.into_std()
+}
+
 async fn run(
     cli: Cli,
     cfg: ProxyConfig,
     file: RoutesFile,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    workers: usize,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let proxy = Proxy::builder(cfg)
@@ -165,10 +183,11 @@ async fn run(
             let _ = reload_tx.try_send(());
         }
     });
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
+    let listeners = (0..workers)
+        .map(|_| bind_shared(cli.listen))
+        .collect::<std::io::Result<Vec<_>>>()
         .with_context(|| format!("failed to bind {}", cli.listen))?;
-    tracing::info!(listen = %cli.listen, tls = tls.is_some(), "serving spaces");
+    tracing::info!(listen = %cli.listen, tls = tls.is_some(), workers, "serving spaces");
     if let Some(addr) = cli.admin_listen {
         let admin = tokio::net::TcpListener::bind(addr)
             .await
@@ -176,7 +195,36 @@ async fn run(
         let p = proxy.clone();
         tokio::spawn(async move { p.serve_admin(admin, std::future::pending()).await });
     }
-    proxy.serve(listener, tls, shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::with_capacity(workers);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (proxy, tls, mut stop) = (proxy.clone(), tls.clone(), stop_rx.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("spaceport-worker-{i}"))
+            .spawn(move || -> anyhow::Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let stopped = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    proxy.serve(listener, tls, stopped).await
+                })?;
+                Ok(())
+            })
+            .context("failed to start a worker thread")?;
+        threads.push(thread);
+    }
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    for t in threads {
+        match t.join() {
+            Ok(r) => r?,
+            Err(_) => anyhow::bail!("a worker thread panicked"),
+        }
+    }
     Ok(())
 }
 

@@ -29,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::access::{AccessChecker, DenyAll};
 use crate::config::{ConfigError, ProxyConfig};
-use crate::forward::{self, BoxError, ConnInfo, ProxyBody, UpstreamClient};
+use crate::forward::{self, BoxError, ConnInfo, ProxyBody};
 use crate::idle::Activity;
 use crate::meter::{AnalyticsSink, Meter, NoSink, VisitorHasher};
 use crate::route::{Route, RouteError, RouteSource, RouteTable, SpaceId, SpaceState};
@@ -41,7 +41,6 @@ pub(crate) struct Shared {
     pub(crate) config: ProxyConfig,
     pub(crate) table: ArcSwap<RouteTable>,
     spaces: Mutex<HashMap<SpaceId, (Arc<SpaceRuntime>, SpaceState)>>,
-    pub(crate) client: UpstreamClient,
     pub(crate) access: Arc<dyn AccessChecker>,
     pub(crate) waker: Arc<dyn Waker>,
     sink: Arc<dyn AnalyticsSink>,
@@ -115,7 +114,6 @@ impl ProxyBuilder {
             None => VisitorHasher::random(),
         };
         let shared = Arc::new(Shared {
-            client: forward::client(self.config.timeouts.connect),
             table: ArcSwap::from_pointee(RouteTable::default()),
             spaces: Mutex::new(HashMap::new()),
             access: self.access.unwrap_or_else(|| Arc::new(DenyAll)),

@@ -151,7 +151,7 @@ async fn run_wake(shared: Arc<Shared>, route: Arc<CompiledRoute>, tx: watch::Sen
         loop {
             for ep in rt.balancer.endpoints().iter() {
                 let probe = crate::forward::probe(
-                    &shared.client,
+                    &shared,
                     ep.authority(),
                     &route.route.health_path,
                     cfg.probe_timeout,
