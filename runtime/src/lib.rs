@@ -6,9 +6,13 @@
 //! reads a repo from disk for the plan. [`stage`] and [`hardware`] are the
 //! shared vocabulary.
 
+pub mod build;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod folder;
+pub mod gpu;
 pub mod hardware;
 pub mod plan;
+pub mod run;
 pub mod stage;

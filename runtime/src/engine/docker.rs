@@ -1,0 +1,431 @@
+//! The Docker engine through bollard: the local socket or DOCKER_HOST, API
+//! version negotiated (older engines such as 20.10 speak 1.41, below
+//! bollard's default).
+//!
+//! Builds without secrets use the classic builder, whose output arrives as
+//! plain lines, streamed as they come. Builds that mount secrets (or other
+//! `RUN --mount`s) need BuildKit; its session through bollard's Moby driver
+//! is the one that serves secrets, from a file, so values never become
+//! build args, layers or log lines. That driver returns no step output: the
+//! log then holds what spaceport itself says and the final error.
+
+use super::{
+    BindMount, ContainerEngine, ContainerInfo, ContainerSpec, ContextStream, EngineError,
+    ImageBuildSpec, LogSender, Result, split_lines,
+};
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::grpc::build::{ImageBuildFrontendOptions, ImageBuildLoadInput, SecretSource};
+use bollard::models::{
+    ContainerCreateBody, DeviceRequest, HostConfig, Mount, MountType, PortBinding,
+};
+use bollard::query_parameters::{
+    BuildImageOptions, BuilderVersion, CreateContainerOptions, InspectContainerOptions,
+    ListContainersOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
+    StopContainerOptions,
+};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A Docker engine.
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+}
+
+fn api(e: BollardError) -> EngineError {
+    match e {
+        BollardError::DockerResponseServerError { message, .. } => EngineError::Api(message),
+        other => EngineError::Unavailable(other.to_string()),
+    }
+}
+
+fn is_not_found(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+impl DockerEngine {
+    /// Connects to DOCKER_HOST or the local socket and agrees on an API
+    /// version with the engine.
+    pub async fn connect() -> Result<Self> {
+        let docker = Docker::connect_with_defaults().map_err(api)?;
+        let docker = docker.negotiate_version().await.map_err(api)?;
+        docker.ping().await.map_err(api)?;
+        Ok(DockerEngine { docker })
+    }
+
+    /// The bollard client, for callers that need more than the trait.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    async fn build_classic(
+        &self,
+        spec: ImageBuildSpec,
+        mut context: ContextStream,
+        log: LogSender,
+    ) -> Result<()> {
+        let options = BuildImageOptions {
+            dockerfile: spec.dockerfile.clone(),
+            t: Some(spec.tag.clone()),
+            nocache: spec.no_cache,
+            rm: true,
+            forcerm: true,
+            buildargs: Some(spec.build_args.clone().into_iter().collect()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            version: BuilderVersion::BuilderV1,
+            ..Default::default()
+        };
+        let body = futures_util::stream::poll_fn(move |cx| context.poll_recv(cx));
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_try_stream(body)));
+        let mut pending = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
+                        for line in split_lines(&mut pending, text) {
+                            let _ = log.send(line).await;
+                        }
+                    }
+                    if let Some(detail) = info.error_detail {
+                        let message = detail.message.unwrap_or_default();
+                        let _ = log.send(message.clone()).await;
+                        return Err(EngineError::BuildFailed(message));
+                    }
+                }
+                Err(BollardError::DockerStreamError { error }) => {
+                    let _ = log.send(error.clone()).await;
+                    return Err(EngineError::BuildFailed(error));
+                }
+                Err(e) => return Err(api(e)),
+            }
+        }
+        if !pending.is_empty() {
+            let _ = log.send(std::mem::take(&mut pending)).await;
+        }
+        Ok(())
+    }
+
+    async fn build_buildkit(
+        &self,
+        spec: ImageBuildSpec,
+        mut context: ContextStream,
+        log: LogSender,
+    ) -> Result<()> {
+        let mut tar = Vec::new();
+        while let Some(chunk) = context.recv().await {
+            tar.extend_from_slice(&chunk.map_err(|e| EngineError::Context(e.to_string()))?);
+        }
+        let mut options = ImageBuildFrontendOptions::builder()
+            .dockerfile(Path::new(&spec.dockerfile))
+            .nocache(spec.no_cache);
+        for (k, v) in &spec.build_args {
+            options = options.buildarg(k, v);
+        }
+        for (k, v) in &spec.labels {
+            options = options.label(k, v);
+        }
+        for (id, file) in &spec.secrets {
+            options = options.set_secret(id, &SecretSource::File(file.clone()));
+        }
+        let _ = log
+            .send(format!(
+                "building with BuildKit ({} secret(s) mounted); step output is not streamed for these builds",
+                spec.secrets.len()
+            ))
+            .await;
+        let driver = bollard::grpc::driver::moby::Moby::new(&self.docker);
+        let tag = spec.tag.clone();
+        let options = options.build();
+        // The driver's future is not Send; it runs on a thread of its own
+        // and is abandoned (so the session closes) when the caller drops us.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = done_tx.send(Err(EngineError::Unavailable(e.to_string())));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let build = bollard::grpc::driver::Build::docker_build(
+                    driver,
+                    &tag,
+                    options,
+                    ImageBuildLoadInput::Upload(tar.into()),
+                    None,
+                    None,
+                );
+                tokio::select! {
+                    r = build => {
+                        let _ = done_tx.send(r.map_err(|e| EngineError::BuildFailed(e.to_string())));
+                    }
+                    _ = cancel_rx => {}
+                }
+            });
+        });
+        let _cancel_on_drop = cancel_tx;
+        let result = done_rx
+            .await
+            .unwrap_or_else(|_| Err(EngineError::Unavailable("the build thread ended".into())));
+        if let Err(EngineError::BuildFailed(message)) = &result {
+            let _ = log.send(message.clone()).await;
+        }
+        result
+    }
+}
+
+fn host_config(spec: &ContainerSpec) -> HostConfig {
+    let port_bindings = spec.container_port.map(|port| {
+        HashMap::from([(
+            format!("{port}/tcp"),
+            Some(vec![PortBinding {
+                host_ip: Some(spec.bind_ip.clone()),
+                host_port: Some(spec.host_port.map(|p| p.to_string()).unwrap_or_default()),
+            }]),
+        )])
+    });
+    let mounts = spec
+        .mounts
+        .iter()
+        .map(
+            |BindMount {
+                 source,
+                 target,
+                 read_only,
+             }| Mount {
+                target: Some(target.clone()),
+                source: Some(source.to_string_lossy().into_owned()),
+                typ: Some(MountType::BIND),
+                read_only: Some(*read_only),
+                ..Default::default()
+            },
+        )
+        .collect();
+    let device_requests = (!spec.gpu_device_ids.is_empty()).then(|| {
+        vec![DeviceRequest {
+            driver: Some("nvidia".into()),
+            device_ids: Some(spec.gpu_device_ids.clone()),
+            capabilities: Some(vec![vec!["gpu".into()]]),
+            ..Default::default()
+        }]
+    });
+    HostConfig {
+        port_bindings,
+        mounts: Some(mounts),
+        device_requests,
+        nano_cpus: spec.nano_cpus,
+        memory: spec.memory_bytes,
+        pids_limit: spec.pids_limit,
+        privileged: Some(false),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        ..Default::default()
+    }
+}
+
+fn info_from_inspect(r: bollard::models::ContainerInspectResponse) -> ContainerInfo {
+    let state = r.state.unwrap_or_default();
+    let running = state.running.unwrap_or(false);
+    let exited = !running
+        && state
+            .finished_at
+            .as_deref()
+            .is_some_and(|f| !f.starts_with("0001"));
+    let host_port = r
+        .network_settings
+        .and_then(|n| n.ports)
+        .into_iter()
+        .flat_map(|ports| ports.into_values())
+        .flatten()
+        .flatten()
+        .filter_map(|b| b.host_port.and_then(|p| p.parse().ok()))
+        .next();
+    let config = r.config.unwrap_or_default();
+    ContainerInfo {
+        id: r.id.unwrap_or_default(),
+        name: r
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        image: config.image.unwrap_or_default(),
+        labels: config.labels.unwrap_or_default().into_iter().collect(),
+        running,
+        exit_code: if exited { state.exit_code } else { None },
+        host_port,
+    }
+}
+
+impl ContainerEngine for DockerEngine {
+    async fn build_image(
+        &self,
+        spec: ImageBuildSpec,
+        context: ContextStream,
+        log: LogSender,
+    ) -> Result<()> {
+        if spec.buildkit {
+            self.build_buildkit(spec, context, log).await
+        } else {
+            self.build_classic(spec, context, log).await
+        }
+    }
+
+    async fn image_exists(&self, tag: &str) -> Result<bool> {
+        match self.docker.inspect_image(tag).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    async fn remove_image(&self, tag: &str) -> Result<()> {
+        let options = RemoveImageOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self.docker.remove_image(tag, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            user: spec.user.clone(),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            exposed_ports: spec.container_port.map(|p| vec![format!("{p}/tcp")]),
+            cmd: spec.cmd.clone(),
+            host_config: Some(host_config(spec)),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(api)?;
+        Ok(created.id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.docker.start_container(id, None).await.map_err(api)
+    }
+
+    async fn stop_container(&self, id: &str, grace_secs: u32) -> Result<()> {
+        let options = StopContainerOptions {
+            t: Some(grace_secs as i32),
+            ..Default::default()
+        };
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 304: already stopped.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        let options = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(r) => Ok(Some(info_from_inspect(r))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    async fn list_containers(&self, labels: &[(String, String)]) -> Result<Vec<ContainerInfo>> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(api)?;
+        let mut out = Vec::new();
+        for s in summaries {
+            if let Some(id) = s.id
+                && let Some(info) = self.inspect_container(&id).await?
+            {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn follow_logs(&self, id: &str, since: i64, log: LogSender) -> Result<()> {
+        let options = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            since: since.clamp(0, i32::MAX as i64) as i32,
+            tail: "all".into(),
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut pending = String::new();
+        while let Some(item) = stream.next().await {
+            let output = match item {
+                Ok(o) => o,
+                Err(e) if is_not_found(&e) => break,
+                Err(e) => return Err(api(e)),
+            };
+            let text = String::from_utf8_lossy(&output.into_bytes()).into_owned();
+            for line in split_lines(&mut pending, &text) {
+                if log.send(line).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let _ = log.send(pending).await;
+        }
+        Ok(())
+    }
+}
