@@ -10,7 +10,6 @@
 use super::diagnostic::{Code, Diagnostic, Position, did_you_mean};
 use super::model::*;
 use super::yaml::{Kind, Node, Scalar, Style};
-use std::collections::HashMap;
 use std::str::FromStr;
 
 /// Every key spaceport reads, as spelled in a README.
@@ -331,14 +330,15 @@ impl Decoder {
             );
             return None;
         };
-        let mut seen: HashMap<String, Position> = HashMap::new();
+        // Real headers have a few dozen keys: a list beats a hash map here.
+        let mut seen: Vec<(&str, Position)> = Vec::with_capacity(entries.len());
         let mut sdk: Option<Sdk> = None;
         let mut sdk_node: Option<&Node> = None;
         let mut sdk_version: Option<&Node> = None;
         let mut cfg = SpaceConfig::new(Sdk::Gradio);
         for (k, v) in entries {
-            let key = match k.as_scalar() {
-                Some(s) if is_key_like(s) => s.text.clone(),
+            let key: &str = match k.as_scalar() {
+                Some(s) if is_key_like(s) => &s.text,
                 _ => {
                     self.push(
                         Diagnostic::error(
@@ -351,16 +351,15 @@ impl Decoder {
                     continue;
                 }
             };
-            if let Some(first) = seen.get(&key) {
+            if let Some((_, first)) = seen.iter().find(|(seen_key, _)| *seen_key == key) {
                 self.push(
                     Diagnostic::error(Code::DuplicateKey, k.pos, format!("'{key}' is set twice"))
-                        .with_key(key.clone())
+                        .with_key(key)
                         .with_hint(format!("it was first set on line {}; keep one", first.line)),
                 );
                 continue;
             }
-            seen.insert(key.clone(), k.pos);
-            let key = key.as_str();
+            seen.push((key, k.pos));
             match key {
                 "title" => cfg.title = self.text(key, v),
                 "emoji" => cfg.emoji = self.text(key, v),

@@ -203,29 +203,41 @@ fn escape_controls(s: String) -> String {
 
 /// The closest candidate to `word` by edit distance, if it is close enough to
 /// be a likely typo ("gradoi" -> "gradio", "colorfrom" -> "colorFrom").
+/// Case is ignored. Candidates whose length alone rules them out are skipped,
+/// which keeps this cheap enough to run on every unknown key.
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let lower = word.to_ascii_lowercase();
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&lower, &c.to_ascii_lowercase()), *c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    let word: Vec<char> = word.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let mut row = Vec::new();
+    let mut best: Option<(usize, &'a str)> = None;
+    for c in candidates {
+        let limit = (c.len() / 3).max(1);
+        if word.len().abs_diff(c.chars().count()) > limit {
+            continue;
+        }
+        let d = edit_distance(&word, c, &mut row);
+        if d <= limit && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+/// Levenshtein distance between `a` (lowercased already) and `b`, ignoring
+/// ASCII case, with one reusable row.
+fn edit_distance(a: &[char], b: &str, row: &mut Vec<usize>) -> usize {
+    row.clear();
+    row.extend(0..=a.len());
+    for (j, cb) in b.chars().enumerate() {
+        let cb = cb.to_ascii_lowercase();
+        let mut diagonal = row[0];
+        row[0] = j + 1;
+        for i in 0..a.len() {
+            let substitute = diagonal + usize::from(a[i] != cb);
+            diagonal = row[i + 1];
+            row[i + 1] = substitute.min(row[i + 1] + 1).min(row[i] + 1);
         }
-        std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    row[a.len()]
 }
 
 #[cfg(test)]

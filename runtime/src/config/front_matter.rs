@@ -7,6 +7,7 @@
 //! the file; it does not read the YAML.
 
 use super::diagnostic::{Code, Diagnostic, Position};
+use std::borrow::Cow;
 
 /// The most front matter accepted, in bytes. Real headers are a few kilobytes;
 /// this bounds the work a hostile README can cause.
@@ -27,8 +28,9 @@ pub struct FrontMatter {
 }
 
 /// Decodes README bytes to text: strips a UTF-8 BOM, refuses other encodings
-/// with the position of the first bad byte, and normalizes line endings.
-pub fn decode_text(bytes: &[u8]) -> Result<String, Diagnostic> {
+/// with the position of the first bad byte, and normalizes line endings
+/// (borrowing the input when there is nothing to change).
+pub fn decode_text(bytes: &[u8]) -> Result<Cow<'_, str>, Diagnostic> {
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         return Err(Diagnostic::error(
             Code::InvalidEncoding,
@@ -39,7 +41,10 @@ pub fn decode_text(bytes: &[u8]) -> Result<String, Diagnostic> {
     }
     let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
-        Ok(text) => Ok(normalize_newlines(text)),
+        Ok(text) if text.contains('\r') => {
+            Ok(Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n")))
+        }
+        Ok(text) => Ok(Cow::Borrowed(text)),
         Err(err) => {
             let good = &bytes[..err.valid_up_to()];
             // The prefix is valid UTF-8 by construction.
@@ -56,47 +61,50 @@ pub fn decode_text(bytes: &[u8]) -> Result<String, Diagnostic> {
     }
 }
 
-fn normalize_newlines(text: &str) -> String {
-    if !text.contains('\r') {
-        return text.to_owned();
-    }
-    text.replace("\r\n", "\n").replace('\r', "\n")
-}
-
 fn is_fence(line: &str) -> bool {
     line.trim_end_matches([' ', '\t']) == "---"
 }
 
+/// Lines of `text` with the byte offset where each starts.
+fn lines_with_offsets(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start > text.len() {
+            return None;
+        }
+        let rest = &text[start..];
+        let (line, next) = match rest.find('\n') {
+            Some(i) => (&rest[..i], start + i + 1),
+            None => (rest, text.len() + 1),
+        };
+        let item = (start, line);
+        start = next;
+        Some(item)
+    })
+}
+
 /// Cuts the front matter out of normalized README text.
 pub fn split(text: &str) -> Result<FrontMatter, Diagnostic> {
-    let mut lines = text.split('\n').enumerate();
-    let open_line = loop {
+    let mut lines = lines_with_offsets(text).enumerate();
+    let (open_line, yaml_start) = loop {
         match lines.next() {
-            Some((_, line)) if line.trim().is_empty() => continue,
-            Some((i, line)) if is_fence(line) => break i + 1,
-            Some((i, _)) => {
-                return Err(no_front_matter(Position::new(i + 1, 1)));
-            }
+            Some((_, (_, line))) if line.trim().is_empty() => continue,
+            Some((i, (at, line))) if is_fence(line) => break (i + 1, at + line.len() + 1),
+            Some((i, _)) => return Err(no_front_matter(Position::new(i + 1, 1))),
             None => return Err(no_front_matter(Position::START)),
         }
     };
-    let mut yaml = String::new();
-    for (i, line) in lines.by_ref() {
+    for (i, (at, line)) in lines {
         if is_fence(line) {
-            let body_start = text
-                .split('\n')
-                .take(i + 1)
-                .map(|l| l.len() + 1)
-                .sum::<usize>()
-                .min(text.len());
+            let body_start = (at + line.len() + 1).min(text.len());
             return Ok(FrontMatter {
-                yaml,
+                yaml: text[yaml_start.min(at)..at].to_owned(),
                 line_offset: open_line,
                 open_line,
                 body: text[body_start..].to_owned(),
             });
         }
-        if yaml.len() + line.len() + 1 > MAX_FRONT_MATTER_BYTES {
+        if at + line.len() - yaml_start.min(at) > MAX_FRONT_MATTER_BYTES {
             return Err(Diagnostic::error(
                 Code::TooLarge,
                 Position::new(i + 1, 1),
@@ -107,8 +115,6 @@ pub fn split(text: &str) -> Result<FrontMatter, Diagnostic> {
             )
             .with_hint("keep only configuration between the two '---' lines"));
         }
-        yaml.push_str(line);
-        yaml.push('\n');
     }
     Err(Diagnostic::error(
         Code::UnterminatedFrontMatter,

@@ -181,13 +181,7 @@ pub fn plan(
     catalog: &FlavorCatalog,
     settings: &PlanSettings,
 ) -> Result<Plan, PlanError> {
-    let mut warnings = Vec::new();
-    for name in context.variables.keys() {
-        if !is_env_name(name) {
-            return Err(PlanError::InvalidVariableName { name: name.clone() });
-        }
-    }
-    let flavor = choose_flavor(config, context, catalog, settings, &mut warnings)?;
+    let (run, warnings) = run_plan(config, context, catalog, settings)?;
     let app_file = config.effective_app_file();
     let build = match config.sdk {
         Sdk::Gradio | Sdk::Streamlit => {
@@ -230,12 +224,31 @@ pub fn plan(
             })
         }
     };
-    let run = run::run_spec(config, context, flavor, settings, &mut warnings);
     Ok(Plan {
         build,
         run,
         warnings,
     })
+}
+
+/// The run half of the plan alone, for engines whose builder reads the repo
+/// itself (the Kubernetes controller): the same run spec [`plan`] makes, and
+/// its warnings, without the repo's files.
+pub fn run_plan(
+    config: &SpaceConfig,
+    context: &SpaceContext,
+    catalog: &FlavorCatalog,
+    settings: &PlanSettings,
+) -> Result<(RunSpec, Vec<String>), PlanError> {
+    let mut warnings = Vec::new();
+    for name in context.variables.keys() {
+        if !is_env_name(name) {
+            return Err(PlanError::InvalidVariableName { name: name.clone() });
+        }
+    }
+    let flavor = choose_flavor(config, context, catalog, settings, &mut warnings)?;
+    let run = run::run_spec(config, context, flavor, settings, &mut warnings);
+    Ok((run, warnings))
 }
 
 fn require_app_file(files: &RepoFiles, app_file: &RepoPath) -> Result<(), PlanError> {
