@@ -429,3 +429,49 @@ impl ContainerEngine for DockerEngine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_container_is_unprivileged_with_loopback_ports_and_read_only_mounts() {
+        let spec = ContainerSpec {
+            container_port: Some(7860),
+            bind_ip: "127.0.0.1".into(),
+            mounts: vec![BindMount {
+                source: "/cache/models--a--b".into(),
+                target: "/home/user/.cache/huggingface/hub/models--a--b".into(),
+                read_only: true,
+            }],
+            gpu_device_ids: vec!["GPU-1".into()],
+            pids_limit: Some(4096),
+            ..ContainerSpec::default()
+        };
+        let hc = host_config(&spec);
+        assert_eq!(hc.privileged, Some(false));
+        assert_eq!(hc.cap_drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(hc.security_opt, Some(vec!["no-new-privileges".to_owned()]));
+        assert_eq!(hc.pids_limit, Some(4096));
+        let binding = &hc.port_bindings.unwrap()["7860/tcp"].clone().unwrap()[0];
+        assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            binding.host_port.as_deref(),
+            Some(""),
+            "the engine picks the port"
+        );
+        assert_eq!(hc.mounts.unwrap()[0].read_only, Some(true));
+        let gpu = &hc.device_requests.unwrap()[0];
+        assert_eq!(gpu.device_ids, Some(vec!["GPU-1".to_owned()]));
+        assert_eq!(gpu.driver.as_deref(), Some("nvidia"));
+    }
+
+    #[test]
+    fn no_gpus_means_no_device_request() {
+        assert!(
+            host_config(&ContainerSpec::default())
+                .device_requests
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,486 @@
+//! End-to-end tests against the real Docker engine: build and run Spaces
+//! the way spaceport does (plan -> build -> run), and check what a visitor
+//! and an owner see.
+//!
+//! Needs a Docker engine, and for gradio/streamlit the local Python base
+//! image (runtime/scripts/base-image.sh) and PyPI. With CI=true a missing
+//! prerequisite fails the test; otherwise the test is skipped, saying why.
+//! Builds share two cores, so the heavy tests take turns and every wait is
+//! generous. Everything created is labelled and removed at the end (the
+//! base image is kept).
+
+use spaceport_runtime::build::{BuildOutcome, BuildRequest, BuildSettings, Builder};
+use spaceport_runtime::config::parse_readme;
+use spaceport_runtime::engine::{ContainerEngine, DockerEngine};
+use spaceport_runtime::gpu::GpuAllocator;
+use spaceport_runtime::hardware::FlavorCatalog;
+use spaceport_runtime::plan::{BuildPlan, Plan, PlanSettings, SpaceContext, SpaceId, plan};
+use spaceport_runtime::run::{Deployment, RunSettings, Runner, SpaceStatus};
+use spaceport_runtime::stage::Stage;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BASE_IMAGE: &str = "spaceport/python-base:bookworm";
+const BUSYBOX: &str = "/bin/busybox";
+
+/// One heavy test at a time: two shared cores.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Fails under CI=true, skips (returning None) otherwise.
+fn missing(what: &str) -> Option<std::convert::Infallible> {
+    if ci() {
+        panic!("CI=true and {what}");
+    }
+    eprintln!("skipped: {what}");
+    None
+}
+
+async fn docker() -> Option<Arc<DockerEngine>> {
+    match DockerEngine::connect().await {
+        Ok(e) => Some(Arc::new(e)),
+        Err(e) => {
+            missing(&format!("no Docker engine answers: {e}"))?;
+            None
+        }
+    }
+}
+
+fn base_image() -> String {
+    std::env::var("SPACEPORT_TEST_BASE_IMAGE").unwrap_or_else(|_| BASE_IMAGE.into())
+}
+
+async fn python_ready(engine: &DockerEngine) -> bool {
+    let tag = base_image();
+    if engine.image_exists(&tag).await.unwrap_or(false) {
+        return true;
+    }
+    missing(&format!(
+        "the base image {tag} is missing (build it with runtime/scripts/base-image.sh)"
+    ));
+    false
+}
+
+fn busybox_ready() -> bool {
+    if Path::new(BUSYBOX).exists() {
+        return true;
+    }
+    missing(&format!(
+        "{BUSYBOX} (a static busybox, Debian's busybox-static) is missing"
+    ));
+    false
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// A docker-SDK Space FROM scratch: a static busybox serving a page.
+fn static_space(dockerfile_extra: &str, cmd: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(BUSYBOX, dir.path().join("busybox")).unwrap();
+    write(
+        dir.path(),
+        "README.md",
+        "---\ntitle: Static\nsdk: docker\napp_port: 8080\n---\n",
+    );
+    write(dir.path(), "index.html", "<h1>hello from scratch</h1>\n");
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY index.html /www/index.html\n{dockerfile_extra}EXPOSE 8080\nCMD {cmd}\n"
+        ),
+    );
+    dir
+}
+
+const HTTPD: &str = r#"["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]"#;
+
+fn copy_example(name: &str) -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+fn plan_folder(dir: &Path, space: &SpaceId, secrets: &[&str]) -> Plan {
+    let folder = spaceport_runtime::folder::read(dir).unwrap();
+    let parsed = parse_readme(&folder.readme);
+    let config = parsed.config.expect("valid README");
+    let mut context = SpaceContext::new(space.clone());
+    context.secret_names = secrets
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect::<BTreeSet<_>>();
+    let settings = PlanSettings {
+        python_base_image: base_image(),
+        ..PlanSettings::default()
+    };
+    plan(
+        &config,
+        &folder.files,
+        &context,
+        &FlavorCatalog::builtin(),
+        &settings,
+    )
+    .unwrap()
+}
+
+struct Harness {
+    engine: Arc<DockerEngine>,
+    builder: Builder<DockerEngine>,
+    runner: Runner<DockerEngine>,
+    space: SpaceId,
+    tags: Mutex<Vec<String>>,
+}
+
+impl Harness {
+    async fn new(engine: Arc<DockerEngine>, space: &str) -> Self {
+        let h = Harness {
+            builder: Builder::new(engine.clone(), BuildSettings::default()),
+            runner: runner(&engine),
+            engine,
+            space: SpaceId::parse(space).unwrap(),
+            tags: Mutex::new(Vec::new()),
+        };
+        h.remove_containers().await;
+        h
+    }
+
+    async fn build(
+        &self,
+        dir: &Path,
+        plan: &Plan,
+        commit: &str,
+        secrets: BTreeMap<String, String>,
+    ) -> (BuildOutcome, Vec<String>) {
+        let BuildPlan::Image(image) = &plan.build else {
+            panic!("not an image build")
+        };
+        self.runner.building(&self.space);
+        let handle = self.builder.start(BuildRequest {
+            space: self.space.clone(),
+            commit: commit.into(),
+            folder: dir.to_owned(),
+            image: image.clone(),
+            secrets,
+            no_cache: false,
+        });
+        self.tags.lock().unwrap().push(handle.tag.clone());
+        let outcome = tokio::time::timeout(Duration::from_secs(1500), handle.wait())
+            .await
+            .expect("the build did not end within 25 minutes");
+        if let BuildOutcome::Failed { reason } = &outcome {
+            self.runner.build_failed(&self.space, reason);
+        }
+        (outcome, handle.log.lines())
+    }
+
+    async fn deploy(&self, plan: &Plan, commit: &str, tag: &str) {
+        self.runner
+            .deploy(Deployment {
+                space: self.space.clone(),
+                commit: commit.into(),
+                image: tag.into(),
+                run: plan.run.clone(),
+                secrets: BTreeMap::new(),
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn remove_containers(&self) {
+        let label = [(
+            spaceport_runtime::build::SPACE_LABEL.to_owned(),
+            self.space.to_string(),
+        )];
+        for c in self
+            .engine
+            .list_containers(&label)
+            .await
+            .unwrap_or_default()
+        {
+            let _ = self.engine.remove_container(&c.id).await;
+        }
+    }
+
+    async fn clean(&self) {
+        self.remove_containers().await;
+        let tags = self.tags.lock().unwrap().clone();
+        for t in tags {
+            let _ = self.engine.remove_image(&t).await;
+        }
+    }
+}
+
+fn runner(engine: &Arc<DockerEngine>) -> Runner<DockerEngine> {
+    Runner::new(
+        engine.clone(),
+        Arc::new(Mutex::new(GpuAllocator::new(Vec::new()))),
+        RunSettings::default(),
+    )
+}
+
+async fn reach(runner: &Runner<DockerEngine>, space: &SpaceId, want: &[Stage]) -> SpaceStatus {
+    let mut rx = runner.watch(space).expect("a known Space");
+    let found = tokio::time::timeout(Duration::from_secs(600), async {
+        loop {
+            let s = rx.borrow_and_update().clone();
+            if want.contains(&s.stage) {
+                return s;
+            }
+            if rx.changed().await.is_err() {
+                return s;
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("never reached {want:?}: {:?}", runner.status(space)))
+}
+
+/// GET on loopback: the status code and body.
+async fn get(port: u16, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, text)
+}
+
+fn docker_cli(args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_docker_space_built_from_scratch_with_a_static_binary_runs_and_answers() {
+    let Some(engine) = docker().await else { return };
+    if !busybox_ready() {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let h = Harness::new(engine, "e2e/static").await;
+    let dir = static_space("", HTTPD);
+    let plan = plan_folder(dir.path(), &h.space, &[]);
+    let (outcome, log) = h.build(dir.path(), &plan, "s1", BTreeMap::new()).await;
+    let BuildOutcome::Built { tag } = outcome else {
+        panic!("{outcome:?}\n{}", log.join("\n"))
+    };
+    assert!(log[0].starts_with("===== Build Queued at ") && log[0].contains("Commit SHA: s1"));
+    assert!(log.iter().any(|l| l.contains("COPY busybox")), "{log:?}");
+    h.deploy(&plan, "s1", &tag).await;
+    let s = reach(&h.runner, &h.space, &[Stage::Running, Stage::RuntimeError]).await;
+    assert_eq!(s.stage, Stage::Running, "{:?}", s.message);
+    let (code, body) = get(s.host_port.unwrap(), "/").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("hello from scratch"));
+
+    // The container is locked down as the issue asks.
+    let id = s.container_id.unwrap();
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&docker_cli(&["inspect", &id])).unwrap();
+    let hc = &inspect[0]["HostConfig"];
+    assert_eq!(hc["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(hc["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+    assert_eq!(hc["Privileged"], false);
+    assert_eq!(hc["PidsLimit"], 4096);
+    assert!(hc["Memory"].as_i64().unwrap() > 0 && hc["NanoCpus"].as_i64().unwrap() > 0);
+    assert_eq!(hc["PortBindings"]["8080/tcp"][0]["HostIp"], "127.0.0.1");
+    assert_eq!(
+        inspect[0]["Config"]["Labels"]["dev.spaceport.managed"],
+        "true"
+    );
+    h.clean().await;
+}
+
+#[tokio::test]
+async fn a_space_whose_app_crashes_reaches_runtime_error_with_its_log_tail() {
+    let Some(engine) = docker().await else { return };
+    if !busybox_ready() {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let h = Harness::new(engine, "e2e/crash").await;
+    let cmd = r#"["/bin/busybox", "sh", "-c", "echo loading model; echo 'fatal: weights not found' >&2; exit 3"]"#;
+    let dir = static_space("", cmd);
+    let plan = plan_folder(dir.path(), &h.space, &[]);
+    let (outcome, log) = h.build(dir.path(), &plan, "c1", BTreeMap::new()).await;
+    let BuildOutcome::Built { tag } = outcome else {
+        panic!("{outcome:?}\n{}", log.join("\n"))
+    };
+    h.deploy(&plan, "c1", &tag).await;
+    let s = reach(&h.runner, &h.space, &[Stage::RuntimeError, Stage::Running]).await;
+    assert_eq!(s.stage, Stage::RuntimeError);
+    let message = s.message.unwrap();
+    assert!(message.contains("exited with code 3"), "{message}");
+    assert!(message.contains("fatal: weights not found"), "{message}");
+    h.clean().await;
+}
+
+#[tokio::test]
+async fn a_build_secret_is_usable_in_its_step_and_absent_from_history_and_layers() {
+    let Some(engine) = docker().await else { return };
+    if !busybox_ready() {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let h = Harness::new(engine, "e2e/secret").await;
+    let value = "sk-e2e-0123456789-very-secret";
+    let step = "RUN --mount=type=secret,id=TOKEN [\"/bin/busybox\", \"sh\", \"-c\", \"test -s /run/secrets/TOKEN && /bin/busybox wc -c < /run/secrets/TOKEN > /www/secret-length\"]\n";
+    let dir = static_space(step, HTTPD);
+    let plan = plan_folder(dir.path(), &h.space, &["TOKEN"]);
+    let secrets = BTreeMap::from([("TOKEN".to_owned(), value.to_owned())]);
+    let (outcome, log) = h.build(dir.path(), &plan, "k1", secrets).await;
+    let BuildOutcome::Built { tag } = outcome else {
+        panic!("{outcome:?}\n{}", log.join("\n"))
+    };
+    assert!(!log.join("\n").contains(value));
+    // The step read it: the length it wrote is the secret's.
+    h.deploy(&plan, "k1", &tag).await;
+    let s = reach(&h.runner, &h.space, &[Stage::Running, Stage::RuntimeError]).await;
+    assert_eq!(s.stage, Stage::Running, "{:?}", s.message);
+    let (_, body) = get(s.host_port.unwrap(), "/secret-length").await;
+    assert!(
+        body.trim_end().ends_with(&value.len().to_string()),
+        "{body}"
+    );
+    // And it is nowhere in the image.
+    let history = docker_cli(&["history", "--no-trunc", &tag]);
+    assert!(!contains(&history, value.as_bytes()));
+    let inspect = docker_cli(&["image", "inspect", &tag]);
+    assert!(!contains(&inspect, value.as_bytes()));
+    let saved = docker_cli(&["save", &tag]);
+    assert!(saved.len() > 100_000, "the saved image holds the layers");
+    assert!(
+        !contains(&saved, value.as_bytes()),
+        "the secret is in a layer"
+    );
+    h.clean().await;
+}
+
+#[tokio::test]
+async fn a_restarted_runtime_adopts_the_running_space_and_it_keeps_serving() {
+    let Some(engine) = docker().await else { return };
+    if !busybox_ready() {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let h = Harness::new(engine.clone(), "e2e/adopt").await;
+    let dir = static_space("", HTTPD);
+    let plan = plan_folder(dir.path(), &h.space, &[]);
+    let (outcome, log) = h.build(dir.path(), &plan, "a1", BTreeMap::new()).await;
+    let BuildOutcome::Built { tag } = outcome else {
+        panic!("{outcome:?}\n{}", log.join("\n"))
+    };
+    h.deploy(&plan, "a1", &tag).await;
+    let before = reach(&h.runner, &h.space, &[Stage::Running, Stage::RuntimeError]).await;
+    assert_eq!(before.stage, Stage::Running);
+
+    // A new runtime process: nothing in memory, only the engine's containers.
+    let restarted = runner(&engine);
+    let adopted = restarted.adopt().await.unwrap();
+    assert!(adopted.contains(&h.space), "{adopted:?}");
+    let after = reach(&restarted, &h.space, &[Stage::Running, Stage::RuntimeError]).await;
+    assert_eq!(after.stage, Stage::Running);
+    assert_eq!(after.container_id, before.container_id);
+    assert_eq!(after.host_port, before.host_port);
+    let (code, _) = get(after.host_port.unwrap(), "/").await;
+    assert_eq!(code, 200);
+    h.clean().await;
+}
+
+#[tokio::test]
+async fn a_bad_requirements_txt_is_a_build_error_showing_pips_message() {
+    let Some(engine) = docker().await else { return };
+    if !python_ready(&engine).await {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let h = Harness::new(engine, "e2e/badreq").await;
+    let dir = copy_example("gradio-hello");
+    write(
+        dir.path(),
+        "requirements.txt",
+        "spaceport-no-such-package-e2e==0.0.1\n",
+    );
+    let plan = plan_folder(dir.path(), &h.space, &[]);
+    let (outcome, log) = h.build(dir.path(), &plan, "b1", BTreeMap::new()).await;
+    assert!(
+        matches!(outcome, BuildOutcome::Failed { .. }),
+        "{outcome:?}"
+    );
+    let log = log.join("\n");
+    assert!(
+        log.contains("No matching distribution found for spaceport-no-such-package-e2e"),
+        "{log}"
+    );
+    assert_eq!(h.runner.status(&h.space).unwrap().stage, Stage::BuildError);
+    h.clean().await;
+}
+
+async fn python_space_runs(example: &str, space: &str, page_marker: &str) {
+    let Some(engine) = docker().await else { return };
+    if !python_ready(&engine).await {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let h = Harness::new(engine, space).await;
+    let dir = copy_example(example);
+    let plan = plan_folder(dir.path(), &h.space, &[]);
+    let (outcome, log) = h.build(dir.path(), &plan, "p1", BTreeMap::new()).await;
+    let BuildOutcome::Built { tag } = outcome else {
+        panic!("{outcome:?}\n{}", log.join("\n"))
+    };
+    h.deploy(&plan, "p1", &tag).await;
+    let s = reach(&h.runner, &h.space, &[Stage::Running, Stage::RuntimeError]).await;
+    assert_eq!(s.stage, Stage::Running, "{:?}", s.message);
+    let (code, body) = get(s.host_port.unwrap(), "/").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(page_marker), "{body}");
+    let inspect: serde_json::Value = serde_json::from_slice(&docker_cli(&[
+        "inspect",
+        s.container_id.as_deref().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(inspect[0]["Config"]["User"], "1000:1000");
+    h.clean().await;
+}
+
+#[tokio::test]
+async fn a_real_gradio_space_from_pypi_reaches_running_and_answers() {
+    python_space_runs("gradio-hello", "e2e/gradio", "gradio").await;
+}
+
+#[tokio::test]
+async fn a_real_streamlit_space_from_pypi_reaches_running_and_answers() {
+    python_space_runs("streamlit-hello", "e2e/streamlit", "Streamlit").await;
+}
