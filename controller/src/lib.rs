@@ -10,6 +10,7 @@
 //! Space folder.
 
 pub mod crd;
+pub mod desired;
 pub mod manifest;
 pub mod schema;
 
