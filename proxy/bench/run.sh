@@ -266,7 +266,8 @@ i = text.index(head) + len(head)
 m = re.search(r"^## ", text[i:], re.M)
 j = i + m.start() if m else len(text)
 keep_fuzz = ""
-fz = re.search(r"^### Fuzzing.*?(?=^## |\Z)", text[i:j], re.M | re.S)
+# Hand-written subsections ("### Notes", "### Fuzzing") survive a rerun.
+fz = re.search(r"^### (Notes|Fuzzing).*?(?=^## |\Z)", text[i:j], re.M | re.S)
 if fz:
     keep_fuzz = "\n" + fz.group(0).rstrip() + "\n"
 text = text[:i] + "\n" + section + keep_fuzz + ("\n" if m else "") + text[j:]
