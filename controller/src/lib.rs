@@ -11,7 +11,9 @@
 
 pub mod crd;
 pub mod desired;
+pub mod lifecycle;
 pub mod manifest;
+pub mod reconcile;
 pub mod schema;
 
 /// The runtime's Space model, re-exported so the CRD embeds the exact same types.

@@ -1,0 +1,310 @@
+//! Reconcile scenarios against a mocked API server (tower-test): each
+//! scenario lists the calls it expects, in order, with what to answer. A
+//! missing call fails the verifier; an unexpected one is never answered, so
+//! the reconcile hangs and the scenario times out.
+
+use http::{Request, Response};
+use k8s_openapi::jiff::Timestamp;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+use spaceport_controller::crd::{Space, SpaceStatus};
+use spaceport_controller::desired::ControllerSettings;
+use spaceport_controller::lifecycle::WAKE_ANNOTATION;
+use spaceport_controller::reconcile::{Context, FINALIZER, reconcile};
+use spaceport_runtime::stage::Stage;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_test::mock::Handle;
+
+const NOW: &str = "2026-06-01T12:00:00Z";
+
+/// One expected call: method, path prefix, and a check of the body.
+struct Call {
+    method: &'static str,
+    path: String,
+    check: Box<dyn Fn(&Value) + Send>,
+    reply: Box<dyn Fn(&Value) -> Value + Send>,
+}
+
+fn call(method: &'static str, path: impl Into<String>) -> Call {
+    Call {
+        method,
+        path: path.into(),
+        check: Box::new(|_| {}),
+        reply: Box::new(|body| body.clone()),
+    }
+}
+
+impl Call {
+    fn check(mut self, f: impl Fn(&Value) + Send + 'static) -> Self {
+        self.check = Box::new(f);
+        self
+    }
+    fn reply(mut self, f: impl Fn(&Value) -> Value + Send + 'static) -> Self {
+        self.reply = Box::new(f);
+        self
+    }
+}
+
+fn base() -> Space {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/gradio-hello/space.yaml");
+    let mut s: Space = serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    s.meta_mut().namespace = Some("team".into());
+    s.meta_mut().uid = Some("uid-1".into());
+    s.meta_mut().generation = Some(3);
+    s
+}
+
+fn with_finalizer(mut s: Space) -> Space {
+    s.meta_mut().finalizers = Some(vec![FINALIZER.into()]);
+    s
+}
+
+fn built(mut s: Space, stage: Stage, last_activity: &str) -> Space {
+    s.status = Some(SpaceStatus {
+        stage: Some(stage),
+        image: Some("registry.local/team/gradio-hello:abc".into()),
+        last_activity: Some(last_activity.into()),
+        ..SpaceStatus::default()
+    });
+    s
+}
+
+async fn run(space: Space, calls: Vec<Call>) -> Action {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let mut ctx = Context::new(client, ControllerSettings::default());
+    ctx.clock = Box::new(|| NOW.parse::<Timestamp>().unwrap());
+    let verifier = tokio::spawn(verify(handle, calls, space_json(&space)));
+    let action = tokio::time::timeout(
+        Duration::from_secs(10),
+        reconcile(Arc::new(space), Arc::new(ctx)),
+    )
+    .await
+    .expect("reconcile finished (an unexpected API call would hang it)")
+    .expect("reconcile succeeded");
+    tokio::time::timeout(Duration::from_secs(10), verifier)
+        .await
+        .expect("every expected call came")
+        .expect("verifier ran");
+    action
+}
+
+async fn verify(mut handle: Handle<Request<Body>, Response<Body>>, calls: Vec<Call>, space: Value) {
+    for expected in calls {
+        let (request, send) = handle.next_request().await.expect("an API call");
+        let uri = request.uri().to_string();
+        assert_eq!(request.method().as_str(), expected.method, "{uri}");
+        assert!(
+            uri.starts_with(&expected.path),
+            "expected {} {}, got {uri}",
+            expected.method,
+            expected.path
+        );
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (expected.check)(&body);
+        // A status patch carries no metadata: answer with the whole Space.
+        let body = if body.get("metadata").is_none() && body.get("status").is_some() {
+            let mut whole = space.clone();
+            whole["status"] = body["status"].clone();
+            whole
+        } else {
+            body
+        };
+        let reply = serde_json::to_vec(&(expected.reply)(&body)).unwrap();
+        send.send_response(Response::builder().body(Body::from(reply)).unwrap());
+    }
+}
+
+const SPACE: &str = "/apis/spaceport.dev/v1alpha1/namespaces/team/spaces/gradio-hello";
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/team/deployments/gradio-hello?";
+const SERVICE: &str = "/api/v1/namespaces/team/services/gradio-hello?";
+
+fn status_call(stage: &'static str) -> Call {
+    call("PATCH", format!("{SPACE}/status?")).check(move |b| {
+        assert_eq!(b["status"]["stage"], stage, "{b}");
+    })
+}
+
+fn space_json(s: &Space) -> Value {
+    serde_json::to_value(s).unwrap()
+}
+
+fn replicas_are(n: i64) -> impl Fn(&Value) + Send {
+    move |b| assert_eq!(b["spec"]["replicas"], n, "{b}")
+}
+
+fn ready(n: i64) -> impl Fn(&Value) -> Value + Send {
+    move |b| {
+        let mut b = b.clone();
+        b["status"] = json!({"readyReplicas": n});
+        b
+    }
+}
+
+#[tokio::test]
+async fn creation_adds_the_finalizer_first() {
+    let space = base();
+    let echo = space_json(&space);
+    let action = run(
+        space,
+        vec![
+            call("PATCH", SPACE)
+                .check(|b| {
+                    assert!(b.to_string().contains(FINALIZER), "{b}");
+                })
+                .reply(move |_| {
+                    let mut s = echo.clone();
+                    s["metadata"]["finalizers"] = json!([FINALIZER]);
+                    s
+                }),
+        ],
+    )
+    .await;
+    assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn a_new_space_gets_its_objects_and_waits_for_an_image() {
+    let action = run(
+        with_finalizer(base()),
+        vec![
+            call("PATCH", DEPLOYMENT).check(replicas_are(0)),
+            call("PATCH", SERVICE).check(|b| assert_eq!(b["spec"]["ports"][0]["targetPort"], 7860)),
+            status_call("BUILDING").check(|b| {
+                assert_eq!(b["status"]["url"], "http://team-gradio-hello.localhost");
+                assert_eq!(b["status"]["observedGeneration"], 3);
+            }),
+        ],
+    )
+    .await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+}
+
+#[tokio::test]
+async fn a_built_space_runs_once_a_replica_is_ready() {
+    let space = built(with_finalizer(base()), Stage::AppStarting, NOW);
+    run(
+        space,
+        vec![
+            call("PATCH", DEPLOYMENT)
+                .check(replicas_are(1))
+                .reply(ready(1)),
+            call("PATCH", SERVICE),
+            status_call("RUNNING"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn updating_the_hardware_changes_resources_and_gpu_limits() {
+    let mut space = built(with_finalizer(base()), Stage::Running, NOW);
+    space.spec.hardware = Some("a10g-largex2".into());
+    run(
+        space,
+        vec![
+            call("PATCH", DEPLOYMENT)
+                .check(|b| {
+                    let limits =
+                        &b["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"];
+                    assert_eq!(limits["nvidia.com/gpu"], "2", "{b}");
+                    assert_eq!(limits["cpu"], "24000m");
+                })
+                .reply(ready(1)),
+            call("PATCH", SERVICE),
+            status_call("RUNNING")
+                .check(|b| assert_eq!(b["status"]["hardware"]["requested"], "a10g-largex2")),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_idle_space_sleeps_scaled_to_zero() {
+    let mut space = built(
+        with_finalizer(base()),
+        Stage::Running,
+        "2026-06-01T10:00:00Z",
+    );
+    space.spec.sleep_time_seconds = Some(3600);
+    run(
+        space,
+        vec![
+            call("PATCH", DEPLOYMENT).check(replicas_are(0)),
+            call("PATCH", SERVICE),
+            status_call("STOPPED"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_wake_request_scales_a_sleeping_space_up() {
+    let mut space = built(
+        with_finalizer(base()),
+        Stage::Stopped,
+        "2026-06-01T10:00:00Z",
+    );
+    space
+        .annotations_mut()
+        .insert(WAKE_ANNOTATION.into(), "2026-06-01T11:59:58Z".into());
+    run(
+        space,
+        vec![
+            call("PATCH", DEPLOYMENT).check(replicas_are(1)),
+            call("PATCH", SERVICE),
+            status_call("APP_STARTING").check(|b| assert_eq!(b["status"]["lastActivity"], NOW)),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_invalid_space_reports_config_error_and_waits_for_a_change() {
+    let mut space = built(with_finalizer(base()), Stage::Running, NOW);
+    space.spec.hardware = Some("warp-drive".into());
+    let action = run(
+        space,
+        vec![status_call("CONFIG_ERROR").check(|b| {
+            assert!(
+                b["status"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("warp-drive"),
+                "{b}"
+            );
+        })],
+    )
+    .await;
+    assert_eq!(action, Action::await_change(), "no requeue storm");
+}
+
+#[tokio::test]
+async fn deletion_reports_deleting_then_releases_the_finalizer() {
+    let mut space = built(with_finalizer(base()), Stage::Running, NOW);
+    space.meta_mut().deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(NOW.parse().unwrap()),
+    );
+    let echo = space_json(&space);
+    run(
+        space,
+        vec![
+            status_call("DELETING"),
+            call("PATCH", SPACE)
+                .check(|b| {
+                    let ops = b.to_string();
+                    assert!(
+                        ops.contains(r#""op":"remove""#) && ops.contains("/metadata/finalizers"),
+                        "{b}"
+                    );
+                })
+                .reply(move |_| echo.clone()),
+        ],
+    )
+    .await;
+}
