@@ -97,16 +97,19 @@ impl SpaceId {
         &self.name
     }
 
+    /// The same id as the proxy's routes know it.
+    pub fn to_route_id(&self) -> spaceport_proxy::route::SpaceId {
+        // Every repo-id-valid pair is a valid route id (the proxy's rules are
+        // the looser ones).
+        spaceport_proxy::route::SpaceId::new(&self.owner, &self.name)
+            .expect("a valid Space id is a valid route id")
+    }
+
     /// The Space's own host label, as Hugging Face forms it: `owner-name`,
-    /// lowercase, with `_` and `.` as `-`.
+    /// lowercase, with `_` and `.` as `-`. The proxy routes by it, so the
+    /// proxy's rule is the one used.
     pub fn host_label(&self) -> String {
-        format!("{}-{}", self.owner, self.name)
-            .chars()
-            .map(|c| match c {
-                '_' | '.' => '-',
-                c => c.to_ascii_lowercase(),
-            })
-            .collect()
+        self.to_route_id().host_label()
     }
 
     /// `owner-name.domain`.
