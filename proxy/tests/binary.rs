@@ -23,6 +23,16 @@ fn run_expecting_failure(args: &[&str]) -> (i32, String) {
 }
 
 #[test]
+fn help_and_version_work_without_a_routes_file() {
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--routes"));
+    let version = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(version.status.success());
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("spaceport-proxy 0."));
+}
+
+#[test]
 fn bad_config_exits_64_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("routes.yaml");
