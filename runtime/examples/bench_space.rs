@@ -79,6 +79,17 @@ async fn build(
         secrets: BTreeMap::new(),
         no_cache: false,
     });
+    if std::env::var_os("BENCH_LOG").is_some() {
+        let (history, mut live) = handle.log.subscribe();
+        for line in history {
+            eprintln!("{:7.2} {line}", started.elapsed().as_secs_f64());
+        }
+        tokio::spawn(async move {
+            while let Ok(line) = live.recv().await {
+                eprintln!("{:7.2} {line}", started.elapsed().as_secs_f64());
+            }
+        });
+    }
     let outcome = handle.wait().await;
     let secs = started.elapsed().as_secs_f64();
     match outcome {

@@ -12,6 +12,7 @@
 # (base-image.sh), /bin/busybox (busybox-static), curl, and PyPI.
 #
 # Usage: bench-builds.sh [BUILD_RUNS (default 3)] [START_RUNS (default 15)]
+# (one cold build per tool; BUILD_RUNS no-op and code-only rebuilds each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build_runs="${1:-3}"
@@ -19,8 +20,9 @@ start_runs="${2:-15}"
 base="${SPACEPORT_BASE_IMAGE:-spaceport/python-base:bookworm}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 
-cargo build -q --release -p spaceport-runtime --example bench_space
-bench="$CARGO_TARGET_DIR/release/examples/bench_space"
+# A debug build is enough: the time measured is spent in the engine.
+cargo build -q -p spaceport-runtime --example bench_space
+bench="$CARGO_TARGET_DIR/debug/examples/bench_space"
 work="$(mktemp -d)"
 anchor_tag="spaceport-bench/anchor:latest"
 cleanup() {
@@ -39,34 +41,39 @@ since() { echo "$(now) - $1" | bc; }
 echo "machine: $(nproc) cores, $(docker version --format '{{.Server.Version}}') engine; base image $base"
 
 # ---- gradio builds -------------------------------------------------------
-declare -A samples
+# Per tool: one cold build (a cold build costs minutes here), then
+# BUILD_RUNS no-op rebuilds and BUILD_RUNS code-only rebuilds (app.py
+# changed each time). spaceport first, then its layers are removed so the
+# anchor starts cold too.
+rm_images() { docker images -q --filter reference="$1" | xargs -r docker rmi -f >/dev/null 2>&1 || true; }
+space="$work/gradio"
+cp -r examples/gradio-hello "$space"
+rm_images 'spaceport/bench-space:*'
+cold=$("$bench" build "$space" cold "$base" "$work/Dockerfile" | cut -d' ' -f1)
+: > "$work/noop"; : > "$work/code"
 for run in $(seq 1 "$build_runs"); do
-  space="$work/gradio-$run"
-  cp -r examples/gradio-hello "$space"
-  # spaceport: cold, no-op, code-only
-  docker images -q --filter reference='spaceport/bench-space:*' | xargs -r docker rmi -f >/dev/null 2>&1 || true
-  cold=$("$bench" build "$space" "cold$run" "$base" "$work/Dockerfile" | cut -d' ' -f1)
-  noop=$("$bench" build "$space" "noop$run" "$base" | cut -d' ' -f1)
+  "$bench" build "$space" "noop$run" "$base" | cut -d' ' -f1 >> "$work/noop"
   echo "# code change $run" >> "$space/app.py"
-  code=$("$bench" build "$space" "code$run" "$base" | cut -d' ' -f1)
-  docker images -q --filter reference='spaceport/bench-space:*' | xargs -r docker rmi -f >/dev/null 2>&1 || true
-  # anchor: plain docker build of the same Dockerfile and context
-  anchor="$work/anchor-$run"
-  cp -r examples/gradio-hello "$anchor"
-  cp "$work/Dockerfile" "$anchor/.spaceport.Dockerfile"
-  docker rmi -f "$anchor_tag" >/dev/null 2>&1 || true
-  t=$(now); DOCKER_BUILDKIT=0 docker build -q -f "$anchor/.spaceport.Dockerfile" -t "$anchor_tag" "$anchor" >/dev/null; a_cold=$(since "$t")
-  t=$(now); DOCKER_BUILDKIT=0 docker build -q -f "$anchor/.spaceport.Dockerfile" -t "$anchor_tag" "$anchor" >/dev/null; a_noop=$(since "$t")
+  "$bench" build "$space" "code$run" "$base" | cut -d' ' -f1 >> "$work/code"
+done
+rm_images 'spaceport/bench-space:*'
+anchor="$work/anchor"
+cp -r examples/gradio-hello "$anchor"
+cp "$work/Dockerfile" "$anchor/.spaceport.Dockerfile"
+build_anchor() { t=$(now); DOCKER_BUILDKIT=0 docker build -q -f "$anchor/.spaceport.Dockerfile" -t "$anchor_tag" "$anchor" >/dev/null 2>&1; since "$t"; }
+rm_images "$anchor_tag"
+a_cold=$(build_anchor)
+: > "$work/a_noop"; : > "$work/a_code"
+for run in $(seq 1 "$build_runs"); do
+  build_anchor >> "$work/a_noop"
   echo "# code change $run" >> "$anchor/app.py"
-  t=$(now); DOCKER_BUILDKIT=0 docker build -q -f "$anchor/.spaceport.Dockerfile" -t "$anchor_tag" "$anchor" >/dev/null; a_code=$(since "$t")
-  docker rmi -f "$anchor_tag" >/dev/null 2>&1 || true
-  echo "run $run: spaceport cold $cold noop $noop code $code | docker build cold $a_cold noop $a_noop code $a_code"
-  samples[cold]+="$cold "; samples[noop]+="$noop "; samples[code]+="$code "
-  samples[a_cold]+="$a_cold "; samples[a_noop]+="$a_noop "; samples[a_code]+="$a_code "
+  build_anchor >> "$work/a_code"
 done
-for k in cold noop code a_cold a_noop a_code; do
-  echo "median $k: $(tr ' ' '\n' <<<"${samples[$k]}" | grep . | median) s"
-done
+rm_images "$anchor_tag"
+echo "spaceport cold: $cold s; no-op: $(paste -sd' ' "$work/noop"); code-only: $(paste -sd' ' "$work/code")"
+echo "docker build cold: $a_cold s; no-op: $(paste -sd' ' "$work/a_noop"); code-only: $(paste -sd' ' "$work/a_code")"
+echo "median spaceport no-op: $(median < "$work/noop") s, code-only: $(median < "$work/code") s"
+echo "median docker build no-op: $(median < "$work/a_noop") s, code-only: $(median < "$work/a_code") s"
 
 # ---- static-binary Space start --------------------------------------------
 static="$work/static"

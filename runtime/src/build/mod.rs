@@ -299,20 +299,36 @@ async fn run_build<E: ContainerEngine>(
         }
         Some(dir)
     };
+    // The classic builder turns each build label into a LABEL step at the
+    // end, which after any change is one more container commit, and a
+    // per-commit label would defeat the cache of a no-op rebuild. So the
+    // Space's constant labels go into the Dockerfile right after its last
+    // FROM (one step, always cached); the tag carries the commit. BuildKit
+    // sets labels without steps, so it gets them all as options.
+    let constant = BTreeMap::from([
+        (MANAGED_LABEL.to_owned(), "true".to_owned()),
+        (SPACE_LABEL.to_owned(), space.to_string()),
+    ]);
+    let (dockerfile, labels) = if buildkit {
+        let mut labels = constant;
+        labels.insert(COMMIT_LABEL.into(), commit.clone());
+        (image.dockerfile.clone(), labels)
+    } else {
+        (
+            label_after_last_from(&image.dockerfile, &constant),
+            BTreeMap::new(),
+        )
+    };
     let spec = ImageBuildSpec {
         tag: tag.clone(),
         dockerfile: DOCKERFILE_PATH.into(),
         build_args: image.build_args.clone(),
         secrets: secret_files,
-        labels: BTreeMap::from([
-            (MANAGED_LABEL.into(), "true".into()),
-            (SPACE_LABEL.into(), space.to_string()),
-            (COMMIT_LABEL.into(), commit.clone()),
-        ]),
+        labels,
         no_cache,
         buildkit,
     };
-    let context = stream_context(folder, image.context_excludes.clone(), image.dockerfile);
+    let context = stream_context(folder, image.context_excludes.clone(), dockerfile);
     let (line_tx, mut line_rx) = mpsc::channel::<String>(256);
     let log = handle.log.clone();
     let pump = tokio::spawn(async move {
@@ -341,6 +357,40 @@ async fn run_build<E: ContainerEngine>(
             .push(format!("built in {:.1} s", started.elapsed().as_secs_f64()));
     }
     outcome
+}
+
+/// Inserts one `LABEL` line after the Dockerfile's last `FROM` (the final
+/// stage's), so the labels land on the image in a single cached step.
+pub fn label_after_last_from(dockerfile: &str, labels: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into())
+            )
+        })
+        .collect();
+    let label = format!("LABEL {}", pairs.join(" "));
+    let lines: Vec<&str> = dockerfile.lines().collect();
+    let last_from = lines.iter().rposition(|l| {
+        let t = l.trim_start();
+        t.len() > 5 && t[..5].eq_ignore_ascii_case("FROM ")
+    });
+    match last_from {
+        Some(i) => {
+            // A FROM continued over several lines ends where the
+            // backslashes stop.
+            let mut end = i;
+            while end + 1 < lines.len() && lines[end].trim_end().ends_with('\\') {
+                end += 1;
+            }
+            let mut out: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+            out.insert(end + 1, label);
+            out.join("\n") + "\n"
+        }
+        None => dockerfile.to_owned(),
+    }
 }
 
 fn write_private(path: &std::path::Path, value: &str) -> std::io::Result<()> {

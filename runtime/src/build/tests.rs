@@ -99,9 +99,10 @@ async fn the_context_leaves_out_excludes_and_build_args_reach_the_engine() {
     assert_eq!(context, [DOCKERFILE_PATH, "app.py"]);
     assert_eq!(spec.dockerfile, DOCKERFILE_PATH);
     assert_eq!(spec.build_args["MODE"], "fast");
-    assert_eq!(spec.labels[SPACE_LABEL], "alice/demo");
-    assert_eq!(spec.labels[COMMIT_LABEL], "c1");
-    assert_eq!(spec.labels[MANAGED_LABEL], "true");
+    assert!(
+        spec.labels.is_empty(),
+        "classic builds carry their labels in the Dockerfile"
+    );
     assert!(
         !spec.buildkit,
         "no --mount: the classic builder streams output"
@@ -219,4 +220,42 @@ async fn an_owner_can_cancel_a_build() {
             reason: "cancelled by the owner".into()
         }
     );
+}
+
+#[test]
+fn labels_go_right_after_the_final_stages_from_in_one_step() {
+    let labels = BTreeMap::from([
+        (MANAGED_LABEL.to_owned(), "true".to_owned()),
+        (SPACE_LABEL.to_owned(), "alice/demo".to_owned()),
+    ]);
+    let d = "ARG V=1\nFROM base AS build\nRUN make\nfrom scratch\nCOPY --from=build /out /\n";
+    assert_eq!(
+        label_after_last_from(d, &labels),
+        "ARG V=1\nFROM base AS build\nRUN make\nfrom scratch\n\
+         LABEL dev.spaceport.managed=\"true\" dev.spaceport.space=\"alice/demo\"\n\
+         COPY --from=build /out /\n"
+    );
+    let continued = "FROM \\\n  scratch\nCMD [\"x\"]\n";
+    assert_eq!(
+        label_after_last_from(continued, &labels)
+            .lines()
+            .nth(2)
+            .unwrap(),
+        "LABEL dev.spaceport.managed=\"true\" dev.spaceport.space=\"alice/demo\""
+    );
+}
+
+#[tokio::test]
+async fn buildkit_builds_get_every_label_as_an_option() {
+    let engine = Arc::new(FakeEngine::new());
+    let builder = Builder::new(engine.clone(), BuildSettings::default());
+    let dir = folder();
+    let dockerfile = "FROM scratch\nRUN --mount=type=secret,id=TOKEN true\n";
+    builder
+        .start(request(dir.path(), "c1", dockerfile))
+        .wait()
+        .await;
+    let (spec, _) = builds(&engine).remove(0);
+    assert_eq!(spec.labels[COMMIT_LABEL], "c1");
+    assert_eq!(spec.labels[SPACE_LABEL], "alice/demo");
 }

@@ -206,10 +206,12 @@ pub fn generate(
             config.effective_app_port()
         ));
     }
-    line(&format!("COPY {chown} . {APP_DIR}"));
     line(&format!("EXPOSE {}", config.effective_app_port()));
     let cmd: Vec<String> = start_command(config).iter().map(|a| quoted(a)).collect();
     line(&format!("CMD [{}]", cmd.join(", ")));
+    // The code last: a push that changes only code rebuilds this one layer
+    // (every step after a changed one is rebuilt, metadata steps included).
+    line(&format!("COPY {chown} . {APP_DIR}"));
     Ok(d)
 }
 
