@@ -12,7 +12,8 @@
 # (base-image.sh), /bin/busybox (busybox-static), curl, and PyPI.
 #
 # Usage: bench-builds.sh [BUILD_RUNS (default 3)] [START_RUNS (default 15)]
-# (one cold build per tool; BUILD_RUNS no-op and code-only rebuilds each)
+# (one cold build per tool; BUILD_RUNS no-op and code-only rebuilds each;
+# BUILD_RUNS 0 measures only the starts)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build_runs="${1:-3}"
@@ -45,6 +46,7 @@ echo "machine: $(nproc) cores, $(docker version --format '{{.Server.Version}}') 
 # BUILD_RUNS no-op rebuilds and BUILD_RUNS code-only rebuilds (app.py
 # changed each time). spaceport first, then its layers are removed so the
 # anchor starts cold too.
+if [ "$build_runs" -gt 0 ]; then
 rm_images() { docker images -q --filter reference="$1" | xargs -r docker rmi -f >/dev/null 2>&1 || true; }
 space="$work/gradio"
 cp -r examples/gradio-hello "$space"
@@ -74,6 +76,7 @@ echo "spaceport cold: $cold s; no-op: $(paste -sd' ' "$work/noop"); code-only: $
 echo "docker build cold: $a_cold s; no-op: $(paste -sd' ' "$work/a_noop"); code-only: $(paste -sd' ' "$work/a_code")"
 echo "median spaceport no-op: $(median < "$work/noop") s, code-only: $(median < "$work/code") s"
 echo "median docker build no-op: $(median < "$work/a_noop") s, code-only: $(median < "$work/a_code") s"
+fi
 
 # ---- static-binary Space start --------------------------------------------
 static="$work/static"
@@ -86,13 +89,13 @@ echo "spaceport runner, container start -> RUNNING (first HTTP answer), s:"
 "$bench" start spaceport-bench/static:latest 8080 "$start_runs" | tee "$work/ours"
 echo "median spaceport start: $(median < "$work/ours") s"
 docker create -q --name spaceport-bench-anchor --label dev.spaceport.managed=true -p 127.0.0.1::8080 spaceport-bench/static:latest >/dev/null
-: > "$work/anchor"
+: > "$work/start_anchor"
 for i in $(seq 1 "$start_runs"); do
   t=$(now)
   docker start spaceport-bench-anchor >/dev/null
   port=$(docker port spaceport-bench-anchor 8080/tcp | head -1 | sed 's/.*://')
   until curl -fs -o /dev/null "http://127.0.0.1:$port/"; do sleep 0.01; done
-  since "$t" >> "$work/anchor"
+  since "$t" >> "$work/start_anchor"
   docker stop -t 0 spaceport-bench-anchor >/dev/null
 done
-echo "median plain docker start -> curl: $(median < "$work/anchor") s"
+echo "median plain docker start -> curl: $(median < "$work/start_anchor") s"
