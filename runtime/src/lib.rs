@@ -14,5 +14,6 @@ pub mod folder;
 pub mod gpu;
 pub mod hardware;
 pub mod plan;
+pub mod repos;
 pub mod run;
 pub mod stage;
