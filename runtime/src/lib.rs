@@ -14,6 +14,7 @@ pub mod folder;
 pub mod gpu;
 pub mod hardware;
 pub mod plan;
+pub mod hub;
 pub mod repos;
 pub mod run;
 pub mod stage;

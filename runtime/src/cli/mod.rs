@@ -7,6 +7,7 @@
 
 mod output;
 pub mod plan;
+pub mod up;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +56,14 @@ pub enum Command {
         after_help = "Examples:\n  spaceport plan examples/gradio-hello\n  spaceport plan . --hardware t4-small --json"
     )]
     Plan(plan::PlanArgs),
+    /// Run the hub on this machine: git push to deploy, the Hugging Face
+    /// API, every Space at its own URL, idle Spaces asleep.
+    ///
+    /// One process, one port. State lives under --data-dir and survives
+    /// restarts; running Spaces keep running while it is down. The first
+    /// start creates the user 'admin' and prints its token (or takes it
+    /// from SPACEPORT_ADMIN_TOKEN). Needs a Docker engine.
+    Up(up::UpArgs),
 }
 
 /// Runs a parsed command line against the given output streams.
@@ -63,6 +72,13 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match cli.command {
         Command::Validate(args) => validate::run(&args, out, err, color),
         Command::Plan(args) => plan::run(&args, out, err, color),
+        Command::Up(args) => match up::run(&args) {
+            Ok(()) => 0,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e:#}");
+                1
+            }
+        },
     }
 }
 

@@ -1,0 +1,299 @@
+//! `spaceport up`: the single-node platform in one process on one port.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use crate::build::{BuildSettings, Builder};
+use crate::engine::DockerEngine;
+use crate::gpu::{GpuAllocator, GpuProbe, NvmlProbe};
+use crate::hardware::FlavorCatalog;
+use crate::hub::plugs::{StoreAccess, StoreSink};
+use crate::hub::sleep::HubWaker;
+use crate::hub::{Hub, HubConfig};
+use crate::plan::PlanSettings;
+use crate::repos::RepoStore;
+use crate::run::{ContainerSettings, RunSettings, Runner};
+use crate::state::{Store, TokenScope};
+
+/// The name of the first user, created on the first start.
+pub const ADMIN_USER: &str = "admin";
+
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  spaceport up
+  spaceport up --data-dir /srv/spaceport --listen 0.0.0.0:8080 --domain spaces.example.org
+  SPACEPORT_ADMIN_TOKEN=hf_mysecrettoken0123 spaceport up --sleep-check 2
+
+Spaces are served at http://<owner>-<name>.<domain>:<port>/ (browsers and curl
+resolve *.localhost to this machine; Python and other glibc programs do not:
+use http://<listen>/apps/<owner>/<name>/ or an /etc/hosts line for those).")]
+pub struct UpArgs {
+    /// Where the database, the secret key, the repos and the builds live.
+    #[arg(long, env = "SPACEPORT_DATA_DIR", default_value = "spaceport-data")]
+    pub data_dir: PathBuf,
+    /// Address and port to listen on (one port for the hub and every Space).
+    #[arg(long, env = "SPACEPORT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Spaces are served at `<owner>-<name>.<domain>`.
+    #[arg(long, env = "SPACEPORT_DOMAIN", default_value = "localhost")]
+    pub domain: String,
+    /// The hub's URL as users reach it (default: http://<domain>:<port>).
+    #[arg(long, env = "SPACEPORT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Sleep time of Spaces whose owner set none, in seconds (-1: never).
+    #[arg(long, env = "SPACEPORT_DEFAULT_SLEEP", default_value_t = 48 * 3600, allow_negative_numbers = true)]
+    pub default_sleep: i64,
+    /// How often idle Spaces are looked for, in seconds.
+    #[arg(long, env = "SPACEPORT_SLEEP_CHECK", default_value_t = 10)]
+    pub sleep_check: u64,
+    /// Base image of gradio and streamlit Spaces (`{python_version}` is replaced).
+    #[arg(long, env = "SPACEPORT_PYTHON_IMAGE", default_value = "python:{python_version}")]
+    pub python_image: String,
+    /// A YAML file of hardware flavors (default: Hugging Face's).
+    #[arg(long, env = "SPACEPORT_FLAVORS")]
+    pub flavors: Option<PathBuf>,
+    /// A PEM bundle that builds and Spaces must trust (corporate TLS proxies).
+    #[arg(long, env = "SPACEPORT_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Largest git push accepted, in bytes.
+    #[arg(long, env = "SPACEPORT_MAX_PUSH_BYTES", default_value_t = 1 << 30)]
+    pub max_push_bytes: u64,
+    /// Folder of example Spaces to serve when the hub has none yet
+    /// (default: ./examples when it exists; "none" to skip).
+    #[arg(long, env = "SPACEPORT_EXAMPLES")]
+    pub examples: Option<String>,
+    /// How often usage counts are written to the database, in seconds.
+    #[arg(long, env = "SPACEPORT_ANALYTICS_INTERVAL", default_value_t = 10)]
+    pub analytics_interval: u64,
+    /// Build time limit, in seconds.
+    #[arg(long, env = "SPACEPORT_BUILD_TIMEOUT", default_value_t = 3600)]
+    pub build_timeout: u64,
+}
+
+impl UpArgs {
+    fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}:{}", self.domain, self.listen.port()),
+        }
+    }
+
+    /// Checks everything that can be checked before binding a port.
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.domain.is_empty()
+            || self.domain.starts_with('.')
+            || !self
+                .domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            bail!(
+                "invalid --domain '{}': give a DNS name such as localhost or spaces.example.org",
+                self.domain
+            );
+        }
+        if self.default_sleep == 0 || self.default_sleep < -1 {
+            bail!("invalid --default-sleep {}: give seconds above 0, or -1 for never", self.default_sleep);
+        }
+        if self.analytics_interval == 0 {
+            bail!("--analytics-interval must be at least 1 second");
+        }
+        if self.sleep_check == 0 {
+            bail!("--sleep-check must be at least 1 second");
+        }
+        if let Some(ca) = &self.ca_bundle
+            && !ca.is_file()
+        {
+            bail!("--ca-bundle {} is not a readable file", ca.display());
+        }
+        Ok(())
+    }
+}
+
+/// Runs the hub until Ctrl-C or SIGTERM.
+pub fn run(args: &UpArgs) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SPACEPORT_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    args.validate()?;
+    let rt = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    rt.block_on(up(args.clone()))
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let catalog = match &args.flavors {
+        Some(p) => FlavorCatalog::from_file(p)
+            .with_context(|| format!("failed to read the flavors in {}", p.display()))?,
+        None => FlavorCatalog::builtin(),
+    };
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("failed to create {}", args.data_dir.display()))?;
+    let store = Arc::new(Store::open(&args.data_dir).context("failed to open the database")?);
+    let admin_token = bootstrap_admin(&store)?;
+    let engine = Arc::new(DockerEngine::connect().await.context(
+        "failed to reach the Docker engine (spaceport up runs Spaces as containers: start Docker, or set DOCKER_HOST)",
+    )?);
+    let probe = NvmlProbe::new();
+    let gpus = Arc::new(Mutex::new(GpuAllocator::new(probe.inventory())));
+    let runner = Runner::new(
+        engine.clone(),
+        gpus,
+        RunSettings {
+            container: ContainerSettings {
+                ca_bundle: args.ca_bundle.clone(),
+                ..ContainerSettings::default()
+            },
+            ..RunSettings::default()
+        },
+    );
+    let builder = Builder::new(
+        engine.clone(),
+        BuildSettings {
+            time_limit: Duration::from_secs(args.build_timeout),
+            ..BuildSettings::default()
+        },
+    );
+    let repos = RepoStore::open(&args.data_dir.join("repos"), args.max_push_bytes)
+        .context("failed to open the repos")?;
+    let public_url = args.public_url();
+    let plan = PlanSettings {
+        domain: args.domain.clone(),
+        hub_url: public_url.clone(),
+        python_base_image: args.python_image.clone(),
+        ..PlanSettings::default()
+    };
+    let config = HubConfig {
+        data_dir: args.data_dir.clone(),
+        domain: args.domain.clone(),
+        public_url: public_url.clone(),
+        port: args.listen.port(),
+        plan,
+        catalog,
+        default_sleep_secs: args.default_sleep,
+        sleep_check: Duration::from_secs(args.sleep_check),
+    };
+    let hub = Hub::new(config, store.clone(), repos, builder, runner);
+    let proxy = spaceport_proxy::Proxy::builder(spaceport_proxy::ProxyConfig {
+        domain: Some(args.domain.clone()),
+        path_prefix: "/apps".into(),
+        hub_origin: Some(public_url.clone()),
+        report_interval: Duration::from_secs(args.analytics_interval),
+        ..Default::default()
+    })
+    .access(StoreAccess(store.clone()))
+    .waker(HubWaker(hub.clone()))
+    .sink(StoreSink(store.clone()))
+    .build()
+    .context("invalid proxy settings")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", args.listen))?;
+    hub.attach_proxy(proxy.clone());
+    let adopted = hub
+        .runner()
+        .adopt()
+        .await
+        .context("failed to look for running Spaces")?;
+    if !adopted.is_empty() {
+        tracing::info!(count = adopted.len(), "adopted running Spaces");
+    }
+    hub.recover(&adopted).await;
+    if let Some(dir) = examples_dir(&args) {
+        match hub.seed_examples(&dir, ADMIN_USER).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, from = %dir.display(), "serving the example Spaces"),
+            Err(e) => tracing::warn!(error = %e, "failed to load the example Spaces"),
+        }
+    }
+    hub.spawn_sleeper();
+    print_banner(&args, &public_url, admin_token.as_deref());
+    let router = crate::hub::web::router(hub.clone());
+    crate::hub::server::serve(proxy, router, listener, Duration::from_secs(10), shutdown())
+        .await
+        .context("the server failed")?;
+    tracing::info!("stopped; running Spaces keep running and are adopted on the next start");
+    Ok(())
+}
+
+fn examples_dir(args: &UpArgs) -> Option<PathBuf> {
+    match args.examples.as_deref() {
+        Some("none") => None,
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            let p = Path::new("examples");
+            p.is_dir().then(|| p.to_owned())
+        }
+    }
+}
+
+/// Creates the admin user on the first start; imports SPACEPORT_ADMIN_TOKEN.
+/// Returns a token to print when one was made here.
+fn bootstrap_admin(store: &Store) -> anyhow::Result<Option<String>> {
+    let from_env = std::env::var("SPACEPORT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    let fresh = store.user(ADMIN_USER)?.is_none();
+    if fresh {
+        store.create_user(ADMIN_USER, Some("Administrator"), true)?;
+    }
+    match from_env {
+        Some(token) => {
+            store
+                .import_token(ADMIN_USER, "SPACEPORT_ADMIN_TOKEN", TokenScope::Write, &token)
+                .context("failed to use SPACEPORT_ADMIN_TOKEN")?;
+            Ok(None)
+        }
+        None if fresh => {
+            let (_, token) = store.create_token(ADMIN_USER, "first start", TokenScope::Write)?;
+            Ok(Some(token))
+        }
+        None => Ok(None),
+    }
+}
+
+fn print_banner(args: &UpArgs, public_url: &str, token: Option<&str>) {
+    let mut text = format!(
+        "\nspaceport is up: {public_url}\n  Spaces at http://<owner>-<name>.{}:{}/ (or {public_url}/apps/<owner>/<name>/)\n  data in {}\n",
+        args.domain,
+        args.listen.port(),
+        args.data_dir.display()
+    );
+    match token {
+        Some(t) => text.push_str(&format!(
+            "\nCreated the user '{ADMIN_USER}' with this write token (shown once; keep it):\n  {t}\n\nUse it:\n  python -c \"from huggingface_hub import HfApi; print(HfApi(endpoint='{public_url}', token='{t}').whoami())\"\n  git clone {public_url}/spaces/{ADMIN_USER}/<name>   (user {ADMIN_USER}, the token as password)\n"
+        )),
+        None => text.push_str(&format!(
+            "\nSign in as '{ADMIN_USER}' with the token from the first start or SPACEPORT_ADMIN_TOKEN.\n"
+        )),
+    }
+    eprintln!("{text}");
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

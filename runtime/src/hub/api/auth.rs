@@ -1,0 +1,159 @@
+//! Who is calling, and what they may do.
+//!
+//! A token comes as `Authorization: Bearer <token>` (the client's way), as
+//! the password of HTTP basic auth (git's way), or in the hub's cookie (the
+//! browser's way). A token that is sent but unknown is refused with 401
+//! rather than treated as anonymous, so a typo is not silently downgraded.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::Engine as _;
+
+use super::{ApiError, ApiResult};
+use crate::engine::ContainerEngine;
+use crate::hub::Hub;
+use crate::plan::SpaceId;
+use crate::repos::RepoKind;
+use crate::state::{Repo, TokenInfo, TokenScope, User};
+
+/// The name of the hub's sign-in cookie (shared with the proxy, which
+/// reads it for private Spaces).
+pub const TOKEN_COOKIE: &str = spaceport_proxy::access::TOKEN_COOKIE;
+
+/// A signed-in caller.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user: User,
+    pub token: TokenInfo,
+}
+
+impl Identity {
+    pub fn can_write(&self) -> bool {
+        self.token.scope == TokenScope::Write
+    }
+}
+
+/// The caller of a request: signed in or anonymous.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Option<Identity>);
+
+/// The token a request carries, if any.
+pub fn request_token(headers: &http::HeaderMap) -> Option<String> {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        if let Some(t) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
+            return Some(t.trim().to_owned());
+        }
+        if let Some(b) = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")) {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            let (_, password) = text.split_once(':')?;
+            return Some(password.to_owned());
+        }
+        return None;
+    }
+    spaceport_proxy::access::cookie(headers, TOKEN_COOKIE).map(str::to_owned)
+}
+
+impl<E: ContainerEngine> FromRequestParts<Hub<E>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Hub<E>) -> Result<Self, ApiError> {
+        let Some(token) = request_token(&parts.headers) else {
+            return Ok(Caller(None));
+        };
+        match hub.store().authenticate(&token)? {
+            Some((user, token)) => Ok(Caller(Some(Identity { user, token }))),
+            None => Err(ApiError::unauthorized(
+                "Invalid credentials in Authorization header: the token is unknown or revoked",
+            )),
+        }
+    }
+}
+
+impl Caller {
+    /// The signed-in caller, or 401.
+    pub fn required(&self) -> ApiResult<&Identity> {
+        self.0.as_ref().ok_or_else(|| {
+            ApiError::unauthorized(
+                "this needs a token: send Authorization: Bearer <token> (create one with the admin token)",
+            )
+        })
+    }
+
+    /// A caller with a write token, or 401/403.
+    pub fn writer(&self) -> ApiResult<&Identity> {
+        let id = self.required()?;
+        if !id.can_write() {
+            return Err(ApiError::forbidden(
+                "this token is read-only: use a token with the write role",
+            ));
+        }
+        Ok(id)
+    }
+}
+
+/// Parses `owner/name` from path parts, tolerating a `.git` suffix.
+pub fn repo_id(kind: RepoKind, owner: &str, name: &str) -> ApiResult<SpaceId> {
+    let name = name.strip_suffix(".git").unwrap_or(name);
+    SpaceId::parse(&format!("{owner}/{name}"))
+        .map_err(|_| ApiError::repo_not_found(kind, &format!("{owner}/{name}")))
+}
+
+/// The repo, if the caller may read it; 404 otherwise (hidden repos look
+/// missing).
+pub fn readable<E: ContainerEngine>(
+    hub: &Hub<E>,
+    caller: &Caller,
+    kind: RepoKind,
+    id: &SpaceId,
+) -> ApiResult<Repo> {
+    let repo = hub
+        .store()
+        .repo(kind, id)?
+        .ok_or_else(|| ApiError::repo_not_found(kind, &id.to_string()))?;
+    if !repo.private {
+        return Ok(repo);
+    }
+    let allowed = match &caller.0 {
+        Some(who) => hub.store().can_read(&who.user, repo.id.owner())?,
+        None => false,
+    };
+    if allowed {
+        Ok(repo)
+    } else {
+        Err(ApiError::repo_not_found(kind, &id.to_string()))
+    }
+}
+
+/// The repo, if the caller may change it: 404 when they may not even see
+/// it, 403 when they may see but not change it.
+pub fn writable<E: ContainerEngine>(
+    hub: &Hub<E>,
+    caller: &Caller,
+    kind: RepoKind,
+    id: &SpaceId,
+) -> ApiResult<(Repo, Identity)> {
+    let who = caller.required()?.clone();
+    let repo = readable(hub, caller, kind, id)?;
+    if !hub.store().can_write(&who.user, repo.id.owner())? {
+        return Err(ApiError::forbidden(format!(
+            "{} may not change {}: only its owner and members of its organization with write access may",
+            who.user.name, repo.id
+        )));
+    }
+    if !who.can_write() {
+        return Err(ApiError::forbidden(
+            "this token is read-only: use a token with the write role",
+        ));
+    }
+    Ok((repo, who))
+}

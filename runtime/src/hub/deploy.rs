@@ -1,0 +1,339 @@
+//! A Space's way from a commit to serving: export the tree, read the
+//! README, plan, build, run (or serve the files), and tell the proxy.
+//!
+//! Every failure lands in the Space's stage with words for its owner
+//! (CONFIG_ERROR with the README's line, BUILD_ERROR with the failing step,
+//! RUNTIME_ERROR with the log tail); the version that served before keeps
+//! serving until a new one answers.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Hub, RouteMeta, Serving, SpaceEntry};
+use crate::build::{BuildOutcome, BuildRequest};
+use crate::config::parse_readme;
+use crate::engine::ContainerEngine;
+use crate::plan::{BuildPlan, SpaceContext, SpaceId, plan};
+use crate::repos::RepoKind;
+use crate::run::Deployment;
+use crate::stage::Stage;
+
+/// Why a deploy runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A push moved main.
+    Push,
+    /// The owner changed secrets, variables or hardware, or restarted.
+    Restart,
+    /// A restart that rebuilds without the image cache.
+    FactoryRebuild,
+    /// The hub started and found the Space not running.
+    Recover,
+}
+
+impl<E: ContainerEngine> Hub<E> {
+    /// Queues a deploy of the Space's main branch and returns at once.
+    /// A build in flight for an older state is cancelled.
+    pub fn request_deploy(&self, space: &SpaceId, reason: Reason) {
+        let entry = self.entry(space);
+        if let Some(b) = entry.build.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && b.outcome().is_none()
+        {
+            b.cancel("superseded by a newer deploy");
+        }
+        let hub = self.clone();
+        let space = space.clone();
+        tokio::spawn(async move {
+            if let Err(e) = hub.deploy(&space, reason).await {
+                tracing::warn!(%space, error = %e, "deploy failed");
+            }
+        });
+    }
+
+    /// Deploys the Space's main branch now and returns when it serves or
+    /// has failed (the stage says which).
+    pub async fn deploy(&self, space: &SpaceId, reason: Reason) -> Result<(), String> {
+        let entry = self.entry(space);
+        let _one_at_a_time = entry.deploying.lock().await;
+        let repo = self
+            .inner
+            .store
+            .repo(RepoKind::Space, space)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no Space {space}"))?;
+        if repo.settings.paused {
+            return Ok(());
+        }
+        let space = &repo.id;
+        let commit = match self.inner.repos.head(RepoKind::Space, space, "main").await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                entry.set_phase(Some((
+                    Stage::NoAppFile,
+                    Some("the repo is empty: push a README.md and the app to main".into()),
+                )));
+                return Ok(());
+            }
+            Err(e) => return Err(format!("failed to read the repo: {e}")),
+        };
+        if repo.settings.commit.as_deref() != Some(commit.as_str()) {
+            let c = commit.clone();
+            let _ = self
+                .inner
+                .store
+                .update_repo(RepoKind::Space, space, |s| s.commit = Some(c));
+        }
+        let tree = match self.export(space, &commit).await {
+            Ok(t) => t,
+            Err(e) => {
+                entry.set_phase(Some((Stage::ConfigError, Some(e.clone()))));
+                self.refresh_routes();
+                return Err(e);
+            }
+        };
+        let folder = match crate::folder::read(&tree) {
+            Ok(f) => f,
+            Err(e) => {
+                let msg = format!("failed to read the repo: {e}");
+                entry.set_phase(Some((Stage::ConfigError, Some(msg.clone()))));
+                return Err(msg);
+            }
+        };
+        let parsed = parse_readme(&folder.readme);
+        let Some(config) = parsed.config else {
+            let msg = parsed
+                .errors()
+                .map(|d| d.display("README.md").to_string())
+                .collect::<Vec<_>>()
+                .join("\n");
+            entry.set_phase(Some((Stage::ConfigError, Some(msg.clone()))));
+            self.refresh_routes();
+            return Err(msg);
+        };
+        let variables = self
+            .inner
+            .store
+            .variables(space)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|v| (v.key, v.value))
+            .collect();
+        let secrets = self
+            .inner
+            .store
+            .secret_values(space)
+            .map_err(|e| e.to_string())?;
+        let mut context = SpaceContext::new(space.clone());
+        context.commit = Some(commit.clone());
+        context.creator_user_id = Some(repo.created_by.clone());
+        context.hardware = repo.settings.hardware.clone();
+        context.variables = variables;
+        context.secret_names = secrets.keys().cloned().collect::<BTreeSet<_>>();
+        let plan = match plan(
+            &config,
+            &folder.files,
+            &context,
+            &self.inner.config.catalog,
+            &self.inner.config.plan,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = e.to_string();
+                entry.set_phase(Some((e.stage(), Some(msg.clone()))));
+                self.refresh_routes();
+                return Err(msg);
+            }
+        };
+        *entry.meta.lock().unwrap_or_else(|p| p.into_inner()) = RouteMeta {
+            disable_embedding: !plan.run.headers.embeddable_anywhere,
+            custom_headers: plan.run.headers.custom.iter().cloned().collect(),
+            health_path: plan
+                .run
+                .health
+                .as_ref()
+                .map(|h| h.path.clone())
+                .unwrap_or_else(|| "/".into()),
+        };
+        match &plan.build {
+            BuildPlan::Static(site) if site.build.is_none() => {
+                let root = tree.join(&site.root);
+                match self.inner.statics.serve(space, &root, &site.index).await {
+                    Ok(_) => {
+                        entry.set_phase(None);
+                        let was = entry.serving();
+                        entry.set_serving(Serving::Static(commit.clone()));
+                        if was == Serving::Container {
+                            let _ = self.inner.runner.stop(space).await;
+                        }
+                        self.refresh_routes();
+                        self.prune_trees(space, &commit);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let msg = format!("failed to serve the files: {e}");
+                        entry.set_phase(Some((Stage::RuntimeError, Some(msg.clone()))));
+                        Err(msg)
+                    }
+                }
+            }
+            BuildPlan::Static(_) => {
+                let msg = "app_build_command is not supported on this hub yet: commit the built files and point app_file at them".to_string();
+                entry.set_phase(Some((Stage::BuildError, Some(msg.clone()))));
+                Err(msg)
+            }
+            BuildPlan::Image(image) => {
+                entry.set_phase(None);
+                self.inner.runner.building(space);
+                entry.bump();
+                let handle = self.inner.builder.start(BuildRequest {
+                    space: space.clone(),
+                    commit: commit.clone(),
+                    folder: tree.clone(),
+                    image: image.clone(),
+                    secrets: secrets.clone(),
+                    no_cache: reason == Reason::FactoryRebuild,
+                });
+                *entry.build.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
+                entry.bump();
+                let tag = match handle.wait().await {
+                    BuildOutcome::Built { tag } => tag,
+                    BuildOutcome::Cancelled { reason } => {
+                        // A newer deploy takes over; it sets the stage.
+                        return Err(format!("build cancelled: {reason}"));
+                    }
+                    other => {
+                        let why = describe(&other);
+                        self.inner.runner.build_failed(space, &why);
+                        entry.bump();
+                        self.refresh_routes();
+                        return Err(why);
+                    }
+                };
+                let result = self
+                    .inner
+                    .runner
+                    .deploy(Deployment {
+                        space: space.clone(),
+                        commit: commit.clone(),
+                        image: tag,
+                        run: plan.run.clone(),
+                        secrets,
+                        host_port: None,
+                    })
+                    .await;
+                if let Err(e) = result {
+                    entry.bump();
+                    return Err(e.to_string());
+                }
+                if let Serving::Static(_) = entry.serving() {
+                    self.inner.statics.stop(space);
+                }
+                entry.set_serving(Serving::Container);
+                self.follow(space.clone(), entry.clone());
+                self.refresh_routes();
+                self.prune_trees(space, &commit);
+                Ok(())
+            }
+        }
+    }
+
+    /// Keeps the route table in step with the runner's view of a Space.
+    fn follow(&self, space: SpaceId, entry: Arc<SpaceEntry>) {
+        {
+            let mut followed = entry.followed.lock().unwrap_or_else(|p| p.into_inner());
+            if *followed {
+                return;
+            }
+            *followed = true;
+        }
+        let Some(mut rx) = self.inner.runner.watch(&space) else {
+            *entry.followed.lock().unwrap_or_else(|p| p.into_inner()) = false;
+            return;
+        };
+        let hub = self.clone();
+        tokio::spawn(async move {
+            loop {
+                hub.refresh_routes();
+                entry.bump();
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+            *entry.followed.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        });
+    }
+
+    /// Makes sure every Space with containers adopted after a restart is
+    /// followed.
+    pub(crate) fn follow_adopted(&self, space: &SpaceId) {
+        let entry = self.entry(space);
+        entry.set_serving(Serving::Container);
+        self.follow(space.clone(), entry);
+    }
+
+    fn trees_dir(&self, space: &SpaceId) -> PathBuf {
+        self.inner
+            .config
+            .data_dir
+            .join("trees")
+            .join(space.owner())
+            .join(space.name())
+    }
+
+    /// The commit's files, exported once into the data dir.
+    async fn export(&self, space: &SpaceId, commit: &str) -> Result<PathBuf, String> {
+        let dir = self.trees_dir(space);
+        let tree = dir.join(commit);
+        if tree.is_dir() {
+            return Ok(tree);
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".export-")
+            .tempdir_in(&dir)
+            .map_err(|e| format!("failed to create a folder to export into: {e}"))?;
+        self.inner
+            .repos
+            .export(RepoKind::Space, space, commit, tmp.path())
+            .await
+            .map_err(|e| format!("failed to read commit {commit}: {e}"))?;
+        let path = tmp.keep();
+        std::fs::rename(&path, &tree).map_err(|e| format!("failed to keep the export: {e}"))?;
+        Ok(tree)
+    }
+
+    /// Removes exported trees other than `keep` and the one serving now.
+    fn prune_trees(&self, space: &SpaceId, keep: &str) {
+        let dir = self.trees_dir(space);
+        let serving_static = self
+            .inner
+            .statics
+            .root(space)
+            .and_then(|r| r.strip_prefix(&dir).ok().map(Path::to_owned));
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let in_use = serving_static
+                .as_ref()
+                .is_some_and(|p| p.starts_with(name.as_ref()));
+            if name != keep && !in_use && !name.starts_with('.') {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+fn describe(outcome: &BuildOutcome) -> String {
+    match outcome {
+        BuildOutcome::Built { tag } => format!("built {tag}"),
+        BuildOutcome::Failed { reason } => reason.clone(),
+        BuildOutcome::Cancelled { reason } => format!("cancelled: {reason}"),
+        BuildOutcome::TimedOut { limit } => {
+            format!("the build exceeded its time limit of {} s", limit.as_secs())
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! git over HTTP at the Hub's URLs: `/spaces/<owner>/<name>`,
+//! `/<owner>/<name>` (models) and `/datasets/<owner>/<name>`, each with
+//! `/info/refs`, `/git-upload-pack` and `/git-receive-pack` (a `.git`
+//! suffix on the name works too). Credentials are HTTP basic auth with an
+//! access token as the password, as on Hugging Face. A push that moves a
+//! Space's main branch queues a build and deploy.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::HeaderMap;
+use serde::Deserialize;
+
+use super::Hub;
+use super::api::auth::{Caller, readable, repo_id, writable};
+use super::deploy::Reason;
+use crate::engine::ContainerEngine;
+use crate::repos::{self, PushContext, RepoKind};
+
+/// The git routes of all three repo kinds.
+pub fn router<E: ContainerEngine>() -> Router<Hub<E>> {
+    let mut r = Router::new();
+    for (prefix, kind) in [
+        ("/spaces", RepoKind::Space),
+        ("/datasets", RepoKind::Dataset),
+        ("", RepoKind::Model),
+    ] {
+        r = r
+            .route(
+                &format!("{prefix}/{{owner}}/{{name}}/info/refs"),
+                get(move |hub, path, query, headers| {
+                    info_refs::<E>(hub, path, query, headers, kind)
+                }),
+            )
+            .route(
+                &format!("{prefix}/{{owner}}/{{name}}/git-upload-pack"),
+                post(move |hub, path, headers, body| {
+                    upload_pack::<E>(hub, path, headers, body, kind)
+                }),
+            )
+            .route(
+                &format!("{prefix}/{{owner}}/{{name}}/git-receive-pack"),
+                post(move |hub, path, headers, body| {
+                    receive_pack::<E>(hub, path, headers, body, kind)
+                }),
+            );
+    }
+    r
+}
+
+#[derive(Debug, Deserialize)]
+struct ServiceQuery {
+    service: Option<String>,
+}
+
+/// Turns an API refusal into what git understands: 401 with a
+/// basic-auth challenge when no (valid) credentials came, so git asks for
+/// them; the same words otherwise.
+fn refuse(e: super::api::ApiError, caller: &Caller) -> Response {
+    if caller.0.is_none() && matches!(e.status.as_u16(), 401 | 403 | 404) {
+        return repos::unauthorized();
+    }
+    (e.status, format!("{}\n", e.message)).into_response()
+}
+
+fn git_error(e: repos::RepoError) -> Response {
+    (e.status(), format!("{e}\n")).into_response()
+}
+
+/// The caller, with a bad token answered by git's 401 challenge.
+fn caller_or_challenge<E: ContainerEngine>(hub: &Hub<E>, headers: &HeaderMap) -> Result<Caller, Response> {
+    match super::api::auth::request_token(headers) {
+        None => Ok(Caller(None)),
+        Some(token) => match hub.store().authenticate(&token) {
+            Ok(Some((user, token))) => Ok(Caller(Some(super::api::auth::Identity { user, token }))),
+            Ok(None) => Err(repos::unauthorized()),
+            Err(e) => Err(super::api::ApiError::internal(e).into_response()),
+        },
+    }
+}
+
+async fn info_refs<E: ContainerEngine>(
+    State(hub): State<Hub<E>>,
+    Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<ServiceQuery>,
+    headers: HeaderMap,
+    kind: RepoKind,
+) -> Response {
+    let caller = match caller_or_challenge(&hub, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(service) = q.service else {
+        return (
+            http::StatusCode::FORBIDDEN,
+            "only the smart HTTP protocol is served: use git 1.6.6 or newer\n",
+        )
+            .into_response();
+    };
+    let id = match repo_id(kind, &owner, &name) {
+        Ok(id) => id,
+        Err(e) => return refuse(e, &caller),
+    };
+    let allowed = if service == "git-receive-pack" {
+        writable(&hub, &caller, kind, &id).map(|(r, _)| r)
+    } else {
+        readable(&hub, &caller, kind, &id)
+    };
+    let repo = match allowed {
+        Ok(r) => r,
+        Err(e) => return refuse(e, &caller),
+    };
+    repos::info_refs(hub.repos(), kind, &repo.id, &service, &headers)
+        .await
+        .unwrap_or_else(git_error)
+}
+
+async fn upload_pack<E: ContainerEngine>(
+    State(hub): State<Hub<E>>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+    kind: RepoKind,
+) -> Response {
+    let caller = match caller_or_challenge(&hub, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let repo = match repo_id(kind, &owner, &name).and_then(|id| readable(&hub, &caller, kind, &id)) {
+        Ok(r) => r,
+        Err(e) => return refuse(e, &caller),
+    };
+    repos::upload_pack(hub.repos(), kind, &repo.id, &headers, body)
+        .await
+        .unwrap_or_else(git_error)
+}
+
+async fn receive_pack<E: ContainerEngine>(
+    State(hub): State<Hub<E>>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+    kind: RepoKind,
+) -> Response {
+    let caller = match caller_or_challenge(&hub, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (repo, who) = match repo_id(kind, &owner, &name)
+        .and_then(|id| writable(&hub, &caller, kind, &id))
+    {
+        Ok(r) => r,
+        Err(e) => return refuse(e, &caller),
+    };
+    let mut push = PushContext::new(who.user.name.clone());
+    if kind == RepoKind::Space {
+        push = push
+            .env(repos::ENV_SPACE_URL, hub.config().space_url(&repo.id))
+            .env(
+                repos::ENV_LOGS_URL,
+                format!(
+                    "{}/api/spaces/{}/logs/build",
+                    hub.config().public_url.trim_end_matches('/'),
+                    repo.id
+                ),
+            );
+    }
+    let (response, watch) =
+        match repos::receive_pack(hub.repos(), kind, &repo.id, &headers, body, push).await {
+            Ok(r) => r,
+            Err(e) => return git_error(e),
+        };
+    if kind == RepoKind::Space {
+        let hub = hub.clone();
+        let space = repo.id.clone();
+        tokio::spawn(async move {
+            let outcome = watch.await;
+            if let Some(commit) = outcome.main_moved_to() {
+                tracing::info!(%space, %commit, pusher = %who.user.name, "push to main; deploying");
+                let c = commit.to_owned();
+                let _ = hub
+                    .store()
+                    .update_repo(RepoKind::Space, &space, |s| s.commit = Some(c));
+                hub.request_deploy(&space, Reason::Push);
+            } else if let Some(e) = outcome.error {
+                tracing::info!(%space, error = %e, "push ended without moving main");
+            }
+        });
+    }
+    response
+}
+

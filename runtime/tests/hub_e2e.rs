@@ -1,0 +1,422 @@
+//! End-to-end tests of `spaceport up`: the real binary, the real git
+//! client, the real Docker engine. Each test runs its own hub on its own
+//! data dir and port. With CI=true a missing Docker engine or base image
+//! fails the test; otherwise it is skipped, saying why.
+
+mod hub;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hub::{ADMIN_TOKEN, Git, Hub, example, fixture, remove_spaces};
+use serde_json::json;
+
+/// Builds share two cores: heavy tests take turns.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Requests the Space's page every 50 ms until stopped; counts failures.
+struct Poller {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Poller {
+    fn start(port: u16, host: String) -> Poller {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
+        let task = tokio::spawn(async move {
+            let probe = Hub::probe(port);
+            while !s.load(Ordering::Relaxed) {
+                match probe.request("GET", "/", Some(&host), None, None).await {
+                    Ok((200, _, _)) => {
+                        o.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok((status, _, body)) => f.lock().unwrap().push(format!(
+                        "{status}: {}",
+                        String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+                    )),
+                    Err(e) => f.lock().unwrap().push(e),
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Poller {
+            stop,
+            ok,
+            failed,
+            task,
+        }
+    }
+
+    async fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        let failed = self.failed.lock().unwrap().clone();
+        (self.ok.load(Ordering::Relaxed), failed)
+    }
+}
+
+async fn wait_body(hub: &Hub, space: &str, path: &str, want: &str, limit: Duration) -> String {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Ok((200, body)) = hub.visit(space, path).await
+            && body.contains(want)
+        {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{space}{path} never answered with '{want}'; stage {:?}\n{}",
+            hub.stage(space).await,
+            hub.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_push_deploys_a_static_space_and_redeploys_without_a_gap() {
+    let git = Git::new();
+    let hub = Hub::start(&[]).await;
+    let space = "admin/static-demo";
+    hub.create_space(space, "static").await;
+    let (stage, _) = hub.stage(space).await;
+    assert_eq!(stage, "NO_APP_FILE", "an empty Space has no app yet");
+
+    let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &example("static-hello"));
+    let out = git.ok(work.path(), &["push", "origin", "main"]);
+    assert!(out.contains("remote:"), "the push shows the hub's words:\n{out}");
+    assert!(
+        out.contains(&format!("admin-static-demo.localhost:{}", hub.port)),
+        "the push shows the Space URL:\n{out}"
+    );
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60)).await;
+    let first = wait_body(&hub, space, "/", "<", Duration::from_secs(10)).await;
+
+    // Path routing serves the same app for clients without *.localhost.
+    let (status, _, body) = hub
+        .get("/apps/admin/static-demo/", None)
+        .await
+        .expect("path route answers");
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8_lossy(&body), first);
+
+    let poller = Poller::start(hub.port, hub.host_of(space));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(
+        work.path().join("index.html"),
+        "<!doctype html><h1>second version</h1>\n",
+    )
+    .unwrap();
+    git.commit_all(work.path(), "second");
+    git.ok(work.path(), &["push", "origin", "main"]);
+    wait_body(&hub, space, "/", "second version", Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, failed) = poller.finish().await;
+    assert!(ok > 5, "the poller made requests ({ok})");
+    assert!(failed.is_empty(), "the URL failed during the redeploy: {failed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_push_builds_a_docker_space_and_settings_reach_the_container() {
+    if !hub::docker_ready() {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let space = "admin/env-demo";
+    remove_spaces(&[space]);
+    let git = Git::new();
+    let hub = Hub::start(&[]).await;
+    hub.create_space(space, "docker").await;
+    let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &fixture("envspace"));
+    let out = git.ok(work.path(), &["push", "origin", "main"]);
+    assert!(out.contains("remote:"), "{out}");
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(600)).await;
+    wait_body(&hub, space, "/", "hello v1", Duration::from_secs(10)).await;
+    let (status, build) = hub.logs_of(space, "build").await;
+    assert_eq!(status, 200);
+    assert!(build.contains("data: {"), "build log events: {build}");
+    assert!(build.contains("Build Queued"), "build log: {build}");
+
+    // A code change redeploys with no failed request in between.
+    let poller = Poller::start(hub.port, hub.host_of(space));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(work.path().join("version.txt"), "v2\n").unwrap();
+    git.commit_all(work.path(), "v2");
+    git.ok(work.path(), &["push", "origin", "main"]);
+    wait_body(&hub, space, "/", "hello v2", Duration::from_secs(600)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (ok, failed) = poller.finish().await;
+    assert!(ok > 5, "the poller made requests ({ok})");
+    assert!(failed.is_empty(), "the URL failed during the redeploy: {failed:?}");
+
+    // A secret and a variable restart the Space with them in its environment.
+    let (s, _) = hub
+        .api("POST", &format!("/api/spaces/{space}/secrets"), Some(json!({"key": "E2E_SECRET", "value": "s3cr3t-value"})))
+        .await;
+    assert_eq!(s, 200);
+    let (s, vars) = hub
+        .api("POST", &format!("/api/spaces/{space}/variables"), Some(json!({"key": "E2E_VAR", "value": "visible"})))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(vars["E2E_VAR"]["value"], "visible");
+    let env = wait_body(&hub, space, "/env", "s3cr3t-value", Duration::from_secs(300)).await;
+    let env: serde_json::Value = serde_json::from_str(&env).unwrap();
+    assert_eq!(env["E2E_VAR"], "visible");
+    assert_eq!(env["SPACE_ID"], space);
+    // The secret's value appears in no API answer.
+    for path in ["runtime", "secrets", "variables"] {
+        let (_, _, body) = hub
+            .get(&format!("/api/spaces/{space}/{path}"), Some(ADMIN_TOKEN))
+            .await
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&body).contains("s3cr3t-value"),
+            "{path} leaks the secret"
+        );
+    }
+    let (_, secrets) = hub.api("GET", &format!("/api/spaces/{space}/secrets"), None).await;
+    assert!(secrets.get("E2E_SECRET").is_some(), "{secrets}");
+    remove_spaces(&[space]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_space_sleeps_but_not_with_a_websocket_open_and_a_visit_wakes_it() {
+    if !hub::docker_ready() {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let space = "admin/sleepy";
+    remove_spaces(&[space]);
+    let git = Git::new();
+    let hub = Hub::start(&["--sleep-check", "1"]).await;
+    hub.create_space(space, "docker").await;
+    let (s, rt) = hub
+        .api("POST", &format!("/api/spaces/{space}/sleeptime"), Some(json!({"seconds": 3})))
+        .await;
+    assert_eq!(s, 200, "{rt}");
+    assert_eq!(rt["gcTimeout"], 3);
+    let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &fixture("envspace"));
+    git.ok(work.path(), &["push", "origin", "main"]);
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(600)).await;
+    wait_body(&hub, space, "/", "hello v1", Duration::from_secs(10)).await;
+
+    // A WebSocket keeps it awake well past its sleep time.
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{}/ws", hub.port)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("host", hub.host_of(space).parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket opens");
+    for i in 0..8 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (stage, _) = hub.stage(space).await;
+        assert_eq!(stage, "RUNNING", "asleep with a WebSocket open, after {i} s");
+    }
+    ws.send(Message::text("ping")).await.unwrap();
+    let echo = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("echo in time")
+        .expect("a frame")
+        .expect("no error");
+    assert_eq!(echo.into_text().unwrap().as_str(), "ping");
+    ws.close(None).await.unwrap();
+    drop(ws);
+
+    // Idle: it sleeps, and its container stays (stopped) for a fast wake.
+    let rt = hub.wait_stage(space, &["STOPPED"], Duration::from_secs(30)).await;
+    assert!(rt["hardware"]["current"].is_null(), "no hardware while asleep: {rt}");
+    // The next visit wakes it and succeeds.
+    let started = std::time::Instant::now();
+    let (status, body) = hub.visit(space, "/").await.expect("the visit is answered");
+    let woke_in = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hello v1"), "{body}");
+    eprintln!("woke in {woke_in:?}");
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(10)).await;
+    remove_spaces(&[space]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_and_restart_keeps_spaces_secrets_analytics_and_containers() {
+    if !hub::docker_ready() {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let space = "admin/survivor";
+    let site = "admin/survivor-site";
+    remove_spaces(&[space]);
+    let git = Git::new();
+    let mut hub = Hub::start(&["--analytics-interval", "1"]).await;
+    hub.create_space(space, "docker").await;
+    hub.create_space(site, "static").await;
+    let (s, _) = hub
+        .api("POST", &format!("/api/spaces/{space}/secrets"), Some(json!({"key": "KEEP_ME", "value": "kept-secret"})))
+        .await;
+    assert_eq!(s, 200);
+    let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &fixture("envspace"));
+    git.ok(work.path(), &["push", "origin", "main"]);
+    let site_work = git.repo(&hub.git_url(site, ADMIN_TOKEN), &example("static-hello"));
+    git.ok(site_work.path(), &["push", "origin", "main"]);
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(600)).await;
+    hub.wait_stage(site, &["RUNNING"], Duration::from_secs(60)).await;
+    let env = wait_body(&hub, space, "/env", "kept-secret", Duration::from_secs(30)).await;
+    let env: serde_json::Value = serde_json::from_str(&env).unwrap();
+    let hostname = env["HOSTNAME"].as_str().unwrap_or_default().to_owned();
+    for _ in 0..3 {
+        wait_body(&hub, site, "/", "<", Duration::from_secs(10)).await;
+    }
+    // Analytics reach the database.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, a) = hub.api("GET", &format!("/api/spaces/{site}/analytics"), None).await;
+        if a["totals"]["visits"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no analytics stored: {a}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    hub.kill9();
+    // The container keeps serving with the hub down? No: nothing routes to
+    // it. But it keeps running, and the next hub adopts it.
+    hub.spawn().await;
+    let rt = hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60)).await;
+    assert!(rt["sha"].is_string(), "{rt}");
+    let env = wait_body(&hub, space, "/env", "kept-secret", Duration::from_secs(30)).await;
+    let env: serde_json::Value = serde_json::from_str(&env).unwrap();
+    assert_eq!(
+        env["HOSTNAME"].as_str().unwrap_or_default(),
+        hostname,
+        "the same container serves after the restart (adopted, not rebuilt)"
+    );
+    hub.wait_stage(site, &["RUNNING"], Duration::from_secs(60)).await;
+    wait_body(&hub, site, "/", "<", Duration::from_secs(10)).await;
+    let (_, secrets) = hub.api("GET", &format!("/api/spaces/{space}/secrets"), None).await;
+    assert!(secrets.get("KEEP_ME").is_some(), "{secrets}");
+    let (_, a) = hub.api("GET", &format!("/api/spaces/{site}/analytics"), None).await;
+    assert!(a["totals"]["visits"].as_u64().unwrap_or(0) >= 1, "analytics survive: {a}");
+    remove_spaces(&[space]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_pushes_and_bad_api_calls_get_clear_errors_and_lose_nothing() {
+    let git = Git::new();
+    let hub = Hub::start(&["--max-push-bytes", "3000000"]).await;
+    let space = "admin/guarded";
+    hub.create_space(space, "static").await;
+    let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &example("static-hello"));
+    git.ok(work.path(), &["push", "origin", "main"]);
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60)).await;
+    let head = git.ok(work.path(), &["rev-parse", "HEAD"]).trim().to_owned();
+
+    // app_file escaping the repo: accepted, CONFIG_ERROR with the line.
+    let readme = std::fs::read_to_string(work.path().join("README.md")).unwrap();
+    let bad = readme.replacen("sdk: static", "sdk: static\napp_file: ../../etc/passwd", 1);
+    std::fs::write(work.path().join("README.md"), bad).unwrap();
+    git.commit_all(work.path(), "escape");
+    git.ok(work.path(), &["push", "origin", "main"]);
+    let rt = hub.wait_stage(space, &["CONFIG_ERROR"], Duration::from_secs(30)).await;
+    let msg = rt["errorMessage"].as_str().unwrap_or_default();
+    assert!(msg.contains("README.md:"), "the error names the line: {rt}");
+    assert!(msg.contains("app_file"), "{rt}");
+    git.ok(work.path(), &["reset", "-q", "--hard", &head]);
+
+    // A push over the size cap: refused, main unchanged.
+    let big: Vec<u8> = (0..6_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(work.path().join("big.bin"), big).unwrap();
+    git.commit_all(work.path(), "big");
+    let (ok, out) = git.run(work.path(), &["push", "origin", "main"]);
+    assert!(!ok, "a push over the cap fails:\n{out}");
+    let (_, info) = hub.api("GET", &format!("/api/spaces/{space}"), None).await;
+    assert_ne!(info["sha"].as_str(), Some(git.ok(work.path(), &["rev-parse", "HEAD"]).trim()));
+
+    // A non-fast-forward: refused, main unchanged.
+    git.ok(work.path(), &["reset", "-q", "--hard", &head]);
+    git.ok(work.path(), &["fetch", "-q", "origin"]);
+    let remote_main = git.ok(work.path(), &["rev-parse", "origin/main"]).trim().to_owned();
+    std::fs::write(work.path().join("other.txt"), "diverged\n").unwrap();
+    git.commit_all(work.path(), "diverged");
+    let (ok, out) = git.run(work.path(), &["push", "--force", "origin", "main"]);
+    assert!(!ok, "a non-fast-forward push fails:\n{out}");
+    let (_, info) = hub.api("GET", &format!("/api/spaces/{space}"), None).await;
+    assert_eq!(info["sha"].as_str(), Some(remote_main.as_str()), "main did not move");
+
+    // Another user's token may not push.
+    let (s, user) = hub
+        .api("POST", "/api/admin/users", Some(json!({"name": "mallory"})))
+        .await;
+    assert_eq!(s, 200, "{user}");
+    let mallory = user["token"].as_str().unwrap().to_owned();
+    git.ok(work.path(), &["remote", "set-url", "origin", &hub.git_url(space, &mallory)]);
+    let (ok, out) = git.run(work.path(), &["push", "origin", "main"]);
+    assert!(!ok, "another user's push fails:\n{out}");
+    let (s, body) = hub
+        .api_as(&mallory, "POST", &format!("/api/spaces/{space}/secrets"), Some(json!({"key": "X", "value": "y"})))
+        .await;
+    assert_eq!(s, 403, "{body}");
+    // A wrong token is refused, not treated as anonymous.
+    git.ok(work.path(), &["remote", "set-url", "origin", &hub.git_url(space, "hf_wrong_token_000000")]);
+    let (ok, out) = git.run(work.path(), &["push", "origin", "main"]);
+    assert!(!ok, "{out}");
+    let (s, _) = hub.api_as("hf_wrong_token_000000", "GET", "/api/whoami-v2", None).await;
+    assert_eq!(s, 401);
+
+    // Malformed JSON and unknown Spaces.
+    let (s, _, body) = hub
+        .request("POST", "/api/repos/create", None, Some(ADMIN_TOKEN), Some(b"{\"name\": ".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&body).contains("invalid JSON"), "{}", String::from_utf8_lossy(&body));
+    let (s, headers, _) = hub.get("/api/spaces/admin/nope/runtime", Some(ADMIN_TOKEN)).await.unwrap();
+    assert_eq!(s, 404);
+    assert_eq!(headers.get("x-error-code").map(|v| v.to_str().unwrap()), Some("RepoNotFound"));
+
+    // Nothing was lost: the Space still serves its last good version.
+    hub.wait_stage(space, &["CONFIG_ERROR", "RUNNING"], Duration::from_secs(5)).await;
+    let (_, info) = hub.api("GET", &format!("/api/spaces/{space}"), None).await;
+    assert_eq!(info["sha"].as_str(), Some(remote_main.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_spaces_are_hidden_from_others() {
+    let git = Git::new();
+    let hub = Hub::start(&[]).await;
+    let space = "admin/secret-site";
+    let (s, body) = hub
+        .api("POST", "/api/repos/create", Some(json!({"name": "secret-site", "type": "space", "sdk": "static", "private": true})))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &example("static-hello"));
+    git.ok(work.path(), &["push", "origin", "main"]);
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60)).await;
+    // Signed out: 404 from the API and from the app.
+    let (s, _, _) = hub.get(&format!("/api/spaces/{space}"), None).await.unwrap();
+    assert_eq!(s, 404);
+    let (s, _) = hub.visit(space, "/").await.unwrap();
+    assert_eq!(s, 404);
+    let (_, list) = hub.request("GET", "/api/spaces", None, None, None).await.map(|(s, _, b)| (s, String::from_utf8_lossy(&b).into_owned())).unwrap();
+    assert!(!list.contains("secret-site"), "{list}");
+    // The owner's token opens it.
+    let (s, _, body) = hub
+        .request("GET", "/", Some(&hub.host_of(space)), Some(ADMIN_TOKEN), None)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    // Anonymous clone is refused too.
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _) = git.run(
+        dir.path(),
+        &["clone", "-q", &format!("http://127.0.0.1:{}/spaces/{space}", hub.port), "x"],
+    );
+    assert!(!ok, "an anonymous clone of a private Space fails");
+}
