@@ -17,3 +17,4 @@ pub mod plan;
 pub mod repos;
 pub mod run;
 pub mod stage;
+pub mod state;
