@@ -12,7 +12,6 @@ use super::{Result, StateError, Store, is_unique_violation, now};
 /// Names that would shadow the hub's own URL paths (models live at
 /// `/<owner>/<name>`), compared case-insensitively.
 const RESERVED: &[&str] = &[
-    "admin",
     "api",
     "apps",
     "assets",
