@@ -18,3 +18,4 @@ pub mod hub;
 pub mod repos;
 pub mod run;
 pub mod stage;
+pub mod state;
