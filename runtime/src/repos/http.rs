@@ -497,7 +497,7 @@ async fn rpc(
             pumped = &mut pump_rx, if !pump_done => {
                 pump_done = true;
                 if let Ok(Err(e)) = pumped {
-                    tracing::warn!(repo = %id.owner(), "git request refused: {e}");
+                    tracing::warn!(%kind, owner = id.owner(), name = id.name(), "git request refused: {e}");
                     return Ok((e.into_response(), watch));
                 }
             }
@@ -505,14 +505,25 @@ async fn rpc(
     };
     match read {
         Ok(0) => {
-            let error = match pump_rx.try_recv() {
-                Ok(Err(e)) => e,
-                _ => RepoError::Git {
-                    command: service.subcommand().into(),
-                    message: "ended without an answer; the server log has git's messages".into(),
-                },
+            // git had nothing to say. That is normal for the client's probe
+            // (a lone flush packet, sent before a large push to check
+            // credentials) and means success unless the body was refused.
+            let pumped = if pump_done {
+                Ok(Pumped::default())
+            } else {
+                pump_rx.await.unwrap_or(Ok(Pumped::default()))
             };
-            Ok((error.into_response(), watch))
+            match pumped {
+                Ok(_) => {
+                    let mut response = Response::new(Body::empty());
+                    set_headers(
+                        response.headers_mut(),
+                        &format!("application/x-{}-result", service.name()),
+                    );
+                    Ok((response, watch))
+                }
+                Err(e) => Ok((e.into_response(), watch)),
+            }
         }
         Ok(_) => {
             let body = Body::from_stream(output_stream(first.freeze(), stdout));
