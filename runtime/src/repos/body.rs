@@ -73,8 +73,16 @@ pub struct Pumped {
 /// Copies `body` into `sink` (git's stdin), decoding gzip when asked, and
 /// fails once more than `cap` plain bytes came. The sink is shut down at
 /// the end, so git sees end of input. When the sink stops accepting (git
-/// exited), the rest of the body is read and dropped, still under the cap.
-pub async fn pump<S, E, W>(body: S, gzip: bool, cap: u64, mut sink: W) -> Result<Pumped>
+/// refused the request and exited), the rest of the body is read and
+/// dropped, up to `drain_cap` bytes in all, so the client can finish
+/// sending and read git's answer instead of hitting a reset connection.
+pub async fn pump<S, E, W>(
+    body: S,
+    gzip: bool,
+    cap: u64,
+    drain_cap: u64,
+    mut sink: W,
+) -> Result<Pumped>
 where
     S: Stream<Item = std::result::Result<Bytes, E>>,
     E: std::fmt::Display,
@@ -84,15 +92,17 @@ where
     let mut decoder = gzip.then(GzipStream::new);
     let mut done = Pumped::default();
     let mut open = true;
-    let too_large = || RepoError::TooLarge { limit: cap };
+    let too_large =
+        |done: &Pumped| !(done.bytes <= cap || done.drained && done.bytes <= drain_cap.max(cap));
+    let error = || RepoError::TooLarge { limit: cap };
 
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| RepoError::Body(e.to_string()))?;
         match decoder.as_mut() {
             None => {
                 done.bytes += chunk.len() as u64;
-                if done.bytes > cap {
-                    return Err(too_large());
+                if too_large(&done) {
+                    return Err(error());
                 }
                 deliver(&mut sink, &chunk, &mut open, &mut done).await;
             }
@@ -100,8 +110,8 @@ where
                 for piece in chunk.chunks(INFLATE_STEP) {
                     let plain = decoder.feed(piece)?;
                     done.bytes += plain.len() as u64;
-                    if done.bytes > cap {
-                        return Err(too_large());
+                    if too_large(&done) {
+                        return Err(error());
                     }
                     deliver(&mut sink, &plain, &mut open, &mut done).await;
                 }
@@ -111,8 +121,8 @@ where
     if let Some(decoder) = decoder {
         let plain = decoder.finish()?;
         done.bytes += plain.len() as u64;
-        if done.bytes > cap {
-            return Err(too_large());
+        if too_large(&done) {
+            return Err(error());
         }
         deliver(&mut sink, &plain, &mut open, &mut done).await;
     }
@@ -202,6 +212,7 @@ mod tests {
             futures_util::stream::iter(chunks(&packed, 1000)),
             true,
             1 << 20,
+            1 << 20,
             &mut sink,
         )
         .await
@@ -218,6 +229,7 @@ mod tests {
         let err = pump(
             futures_util::stream::iter(chunks(&plain, 4096)),
             false,
+            50_000,
             50_000,
             &mut sink,
         )
@@ -237,6 +249,7 @@ mod tests {
             futures_util::stream::iter(chunks(&bomb, 8192)),
             true,
             1 << 20,
+            1 << 20,
             &mut sink,
         )
         .await
@@ -253,12 +266,27 @@ mod tests {
         let done = pump(
             futures_util::stream::iter(chunks(&data, 1000)),
             false,
-            1 << 20,
+            5_000,
+            20_000,
             writer,
         )
         .await
         .unwrap();
         assert!(done.drained);
         assert_eq!(done.bytes, 10_000);
+
+        // Draining has its own, larger cap.
+        let (writer, reader) = tokio::io::duplex(1024);
+        drop(reader);
+        let err = pump(
+            futures_util::stream::iter(chunks(&data, 1000)),
+            false,
+            2_000,
+            5_000,
+            writer,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, RepoError::TooLarge { limit: 2_000 }), "{err}");
     }
 }

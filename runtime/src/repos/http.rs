@@ -43,6 +43,9 @@ use tokio::sync::oneshot;
 
 /// Room in a push request for the ref commands, on top of the pack.
 const PUSH_COMMANDS_ALLOWANCE: u64 = 1 << 20;
+/// Once git has refused a request, this much more of its body is still
+/// read and dropped, so the client gets to read git's message.
+const DRAIN_ALLOWANCE: u64 = 64 << 20;
 /// Size of the reads from git's stdout.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -451,7 +454,8 @@ async fn rpc(
     let (pump_tx, mut pump_rx) = oneshot::channel::<Result<Pumped>>();
     let stream = body.into_data_stream();
     tokio::spawn(async move {
-        let _ = pump_tx.send(pump(stream, gzip, cap, stdin).await);
+        let drain_cap = cap.saturating_add(DRAIN_ALLOWANCE);
+        let _ = pump_tx.send(pump(stream, gzip, cap, drain_cap, stdin).await);
     });
 
     let (watch_tx, watch_rx) = oneshot::channel();
