@@ -196,6 +196,7 @@ impl Harness {
                 image: tag.into(),
                 run: plan.run.clone(),
                 secrets: BTreeMap::new(),
+                host_port: None,
             })
             .await
             .unwrap();

@@ -69,6 +69,7 @@ fn deployment(commit: &str, run: RunSpec) -> Deployment {
             ("HF_TOKEN".into(), "hf_x".into()),
             ("UNLISTED".into(), "no".into()),
         ]),
+        host_port: None,
     }
 }
 
@@ -105,7 +106,7 @@ async fn reach(runner: &Runner<FakeEngine>, stage: Stage) -> SpaceStatus {
     found.unwrap_or_else(|_| panic!("never reached {stage}: {:?}", runner.status(&space())))
 }
 
-fn created(engine: &FakeEngine) -> Vec<crate::engine::ContainerSpec> {
+fn created(engine: &FakeEngine) -> Vec<ContainerSpec> {
     engine
         .calls()
         .into_iter()
