@@ -153,6 +153,7 @@ async fn start(
                 image: image.into(),
                 run: run.clone(),
                 secrets: BTreeMap::new(),
+                host_port: None,
             })
             .await?;
         // The runner starts the container right after creating it; the

@@ -196,6 +196,7 @@ impl Harness {
                 image: tag.into(),
                 run: plan.run.clone(),
                 secrets: BTreeMap::new(),
+                host_port: None,
             })
             .await
             .unwrap();
@@ -483,4 +484,122 @@ async fn a_real_gradio_space_from_pypi_reaches_running_and_answers() {
 #[tokio::test]
 async fn a_real_streamlit_space_from_pypi_reaches_running_and_answers() {
     python_space_runs("streamlit-hello", "e2e/streamlit", "Streamlit").await;
+}
+
+/// A loopback port free now, for a fixed host port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `port` every 5 ms until its app answers over HTTP.
+async fn first_answer(port: u16) {
+    let wait = async {
+        while !spaceport_runtime::run::health::probe("127.0.0.1", port, "/").await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .expect("no HTTP answer within 60 s");
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test]
+async fn a_sleeping_space_wakes_in_the_same_container_on_the_same_port() {
+    let Some(engine) = docker().await else { return };
+    if !busybox_ready() {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let h = Harness::new(engine.clone(), "e2e/sleep").await;
+    let dir = static_space("", HTTPD);
+    let plan = plan_folder(dir.path(), &h.space, &[]);
+    let (outcome, log) = h.build(dir.path(), &plan, "w1", BTreeMap::new()).await;
+    let BuildOutcome::Built { tag } = outcome else {
+        panic!("{outcome:?}\n{}", log.join("\n"))
+    };
+    // busybox httpd as PID 1 ignores SIGTERM: a short grace keeps stops short.
+    let runner = Runner::new(
+        engine.clone(),
+        Arc::new(Mutex::new(GpuAllocator::new(Vec::new()))),
+        RunSettings {
+            stop_grace_secs: 1,
+            ..RunSettings::default()
+        },
+    );
+    let port = free_port();
+    runner
+        .deploy(Deployment {
+            space: h.space.clone(),
+            commit: "w1".into(),
+            image: tag,
+            run: plan.run.clone(),
+            secrets: BTreeMap::new(),
+            host_port: Some(port),
+        })
+        .await
+        .unwrap();
+    let s = reach(&runner, &h.space, &[Stage::Running, Stage::RuntimeError]).await;
+    assert_eq!(s.stage, Stage::Running, "{:?}", s.message);
+    assert_eq!(s.host_port, Some(port));
+    let id = s.container_id.unwrap();
+    assert_eq!(get(port, "/").await.0, 200);
+
+    runner.sleep(&h.space).await.unwrap();
+    assert!(runner.is_sleeping(&h.space));
+    assert_eq!(runner.status(&h.space).unwrap().stage, Stage::Stopped);
+    let info = engine.inspect_container(&id).await.unwrap().expect("kept");
+    assert!(!info.running);
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+    );
+
+    runner.wake(&h.space).await.unwrap();
+    let s = runner.status(&h.space).unwrap();
+    assert_eq!(s.stage, Stage::Running);
+    assert_eq!(s.container_id.as_deref(), Some(id.as_str()));
+    assert_eq!(s.host_port, Some(port));
+    let (code, body) = get(port, "/").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("hello from scratch"));
+
+    // Wake against a bare start of the same container, to its first answer.
+    let (mut bare, mut wake) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        runner.sleep(&h.space).await.unwrap();
+        let t = std::time::Instant::now();
+        engine.start_container(&id).await.unwrap();
+        first_answer(port).await;
+        bare.push(t.elapsed());
+        engine.stop_container(&id, 1).await.unwrap();
+
+        let t = std::time::Instant::now();
+        runner.wake(&h.space).await.unwrap();
+        wake.push(t.elapsed());
+        assert_eq!(
+            runner.status(&h.space).unwrap().container_id.as_deref(),
+            Some(id.as_str())
+        );
+    }
+    let (bare, wake) = (median(bare), median(wake));
+    println!(
+        "wake to first answer: median {:.1} ms; bare start: median {:.1} ms; difference {:+.1} ms",
+        wake.as_secs_f64() * 1e3,
+        bare.as_secs_f64() * 1e3,
+        (wake.as_secs_f64() - bare.as_secs_f64()) * 1e3
+    );
+
+    runner.stop(&h.space).await.unwrap();
+    assert!(engine.inspect_container(&id).await.unwrap().is_none());
+    h.clean().await;
 }

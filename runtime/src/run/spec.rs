@@ -20,6 +20,9 @@ pub const GPUS_LABEL: &str = "dev.spaceport.gpus";
 pub const HEALTH_LABEL: &str = "dev.spaceport.health-path";
 /// Label: the startup timeout in seconds.
 pub const STARTUP_LABEL: &str = "dev.spaceport.startup-timeout";
+/// Label: the fixed host port the app is published on (absent when the
+/// engine chose one).
+pub const HOST_PORT_LABEL: &str = "dev.spaceport.host-port";
 
 /// Where the extra CA bundle appears inside Spaces.
 pub const CA_BUNDLE_TARGET: &str = "/etc/spaceport/ca-certificates.crt";
@@ -154,4 +157,21 @@ pub fn container_spec(
         gpu_device_ids: uuids,
         cmd: None,
     }
+}
+
+/// Publishes the app on exactly `port` of the bind address. The engine
+/// keeps an explicit binding across stops and starts, so the container
+/// answers on the same address after every wake (an engine-chosen port may
+/// change on each start).
+pub fn fix_host_port(spec: &mut ContainerSpec, port: u16) {
+    spec.host_port = Some(port);
+    spec.labels.insert(HOST_PORT_LABEL.into(), port.to_string());
+}
+
+/// Gives a spec other GPUs: for creating a slept container again when its
+/// GPUs went to another Space meanwhile.
+pub fn set_gpus(spec: &mut ContainerSpec, gpus: &[GpuInfo]) {
+    let uuids: Vec<String> = gpus.iter().map(|g| g.uuid.clone()).collect();
+    spec.labels.insert(GPUS_LABEL.into(), uuids.join(","));
+    spec.gpu_device_ids = uuids;
 }

@@ -69,6 +69,7 @@ fn deployment(commit: &str, run: RunSpec) -> Deployment {
             ("HF_TOKEN".into(), "hf_x".into()),
             ("UNLISTED".into(), "no".into()),
         ]),
+        host_port: None,
     }
 }
 
@@ -105,7 +106,7 @@ async fn reach(runner: &Runner<FakeEngine>, stage: Stage) -> SpaceStatus {
     found.unwrap_or_else(|_| panic!("never reached {stage}: {:?}", runner.status(&space())))
 }
 
-fn created(engine: &FakeEngine) -> Vec<crate::engine::ContainerSpec> {
+fn created(engine: &FakeEngine) -> Vec<ContainerSpec> {
     engine
         .calls()
         .into_iter()
@@ -386,5 +387,325 @@ async fn a_restarted_runtime_adopts_running_containers_without_restarting_them()
             EngineCall::Create(_) | EngineCall::Start(_) | EngineCall::Stop(_)
         )),
         "{new_calls:?}"
+    );
+}
+
+fn starts(engine: &FakeEngine, id: &str) -> usize {
+    engine
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, EngineCall::Start(i) if i == id))
+        .count()
+}
+
+fn running(engine: &FakeEngine, id: &str) -> bool {
+    engine.containers().iter().any(|c| c.id == id && c.running)
+}
+
+fn exists(engine: &FakeEngine, id: &str) -> bool {
+    engine.containers().iter().any(|c| c.id == id)
+}
+
+/// A deployment on a fixed host port (the app's).
+fn fixed(commit: &str, run: RunSpec, port: u16) -> Deployment {
+    Deployment {
+        host_port: Some(port),
+        ..deployment(commit, run)
+    }
+}
+
+#[tokio::test]
+async fn a_fixed_host_port_is_published_and_labelled() {
+    let engine = Arc::new(FakeEngine::new());
+    let (port, _) = app(200).await;
+    let runner = runner(&engine, Vec::new());
+    runner.deploy(fixed("v1", run_spec(0), port)).await.unwrap();
+    let spec = &created(&engine)[0];
+    assert_eq!(spec.host_port, Some(port));
+    assert_eq!(spec.labels[spec::HOST_PORT_LABEL], port.to_string());
+    assert_eq!(reach(&runner, Stage::Running).await.host_port, Some(port));
+}
+
+#[tokio::test]
+async fn sleep_stops_and_keeps_the_container_and_frees_its_gpus() {
+    let engine = Arc::new(FakeEngine::new());
+    let (port, _) = app(200).await;
+    let runner = runner(&engine, vec![gpu(0)]);
+    runner.deploy(fixed("v1", run_spec(1), port)).await.unwrap();
+    let id = reach(&runner, Stage::Running).await.container_id.unwrap();
+    assert!(!runner.is_sleeping(&space()));
+
+    runner.sleep(&space()).await.unwrap();
+    assert!(runner.is_sleeping(&space()));
+    let s = runner.status(&space()).unwrap();
+    assert_eq!(s.stage, Stage::Stopped);
+    assert_eq!(s.message.as_deref(), Some(SLEEPING_MESSAGE));
+    assert_eq!(s.container_id.as_deref(), Some(id.as_str()));
+    assert!(exists(&engine, &id) && !running(&engine, &id));
+    assert!(engine.calls().contains(&EngineCall::Stop(id.clone())));
+    assert!(!engine.calls().contains(&EngineCall::Remove(id.clone())));
+    assert!(runner.gpus().lock().unwrap().held_by(&space()).is_empty());
+
+    // The stop was no crash: no restart, no RUNTIME_ERROR.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(runner.status(&space()).unwrap().stage, Stage::Stopped);
+    assert_eq!(starts(&engine, &id), 1);
+
+    // Sleeping twice is sleeping once.
+    runner.sleep(&space()).await.unwrap();
+    assert!(runner.is_sleeping(&space()));
+    assert_eq!(runner.status(&space()).unwrap().stage, Stage::Stopped);
+}
+
+#[tokio::test]
+async fn wake_starts_the_same_container_and_returns_running() {
+    let engine = Arc::new(FakeEngine::new());
+    let (port, _) = app(200).await;
+    let runner = runner(&engine, vec![gpu(0)]);
+    runner.deploy(fixed("v1", run_spec(1), port)).await.unwrap();
+    let id = reach(&runner, Stage::Running).await.container_id.unwrap();
+    runner.sleep(&space()).await.unwrap();
+    let calls_before = engine.calls().len();
+
+    runner.wake(&space()).await.unwrap();
+    let s = runner.status(&space()).unwrap();
+    assert_eq!(s.stage, Stage::Running, "wake returns once the app answers");
+    assert_eq!(s.container_id.as_deref(), Some(id.as_str()));
+    assert_eq!(s.host_port, Some(port));
+    assert!(!runner.is_sleeping(&space()));
+    assert_eq!(
+        engine.calls()[calls_before..],
+        [EngineCall::Start(id.clone())],
+        "a wake is one start: no create, no remove"
+    );
+    assert_eq!(
+        runner.gpus().lock().unwrap().held_by(&space()),
+        [gpu(0)],
+        "the GPUs it had"
+    );
+    // Waking what runs returns at once.
+    runner.wake(&space()).await.unwrap();
+    assert_eq!(starts(&engine, &id), 2);
+    // And a woken app is supervised again: a crash restarts it.
+    engine.exit_container(&id, 137, &["Killed"]);
+    reach(&runner, Stage::RuntimeError).await;
+    let s = reach(&runner, Stage::Running).await;
+    assert_eq!(s.restarts, 1);
+}
+
+#[tokio::test]
+async fn concurrent_wakes_start_the_container_once() {
+    let engine = Arc::new(FakeEngine::new());
+    let (port, status) = app(200).await;
+    let runner = Arc::new(runner(&engine, Vec::new()));
+    runner.deploy(fixed("v1", run_spec(0), port)).await.unwrap();
+    let id = reach(&runner, Stage::Running).await.container_id.unwrap();
+    runner.sleep(&space()).await.unwrap();
+    // The app answers only once all the callers wait.
+    status.store(503, Ordering::SeqCst);
+    let wakes: Vec<_> = (0..5)
+        .map(|_| {
+            let r = runner.clone();
+            tokio::spawn(async move { r.wake(&space()).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(runner.status(&space()).unwrap().stage, Stage::AppStarting);
+    status.store(200, Ordering::SeqCst);
+    for w in wakes {
+        w.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        starts(&engine, &id),
+        2,
+        "one for the deploy, one for all wakes"
+    );
+    assert_eq!(runner.status(&space()).unwrap().stage, Stage::Running);
+}
+
+#[tokio::test]
+async fn a_wake_whose_app_exits_fails_with_its_log_tail() {
+    let engine = Arc::new(FakeEngine::new());
+    let (port, status) = app(200).await;
+    let runner = Arc::new(runner(&engine, Vec::new()));
+    runner.deploy(fixed("v1", run_spec(0), port)).await.unwrap();
+    let id = reach(&runner, Stage::Running).await.container_id.unwrap();
+    runner.sleep(&space()).await.unwrap();
+    status.store(503, Ordering::SeqCst);
+    let r = runner.clone();
+    let wake = tokio::spawn(async move { r.wake(&space()).await });
+    while starts(&engine, &id) < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    engine.exit_container(&id, 1, &["CUDA error: out of memory"]);
+    let err = wake.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, RunError::WakeFailed { reason, .. } if reason.contains("out of memory")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn sleep_while_starting_keeps_the_only_version_and_drops_a_replacement() {
+    let engine = Arc::new(FakeEngine::new());
+    let (port, status) = app(503).await;
+    engine.set_host_port(port);
+    let runner = runner(&engine, Vec::new());
+    // Nothing serves yet: the starting version is the one that sleeps.
+    runner.deploy(deployment("v1", run_spec(0))).await.unwrap();
+    let v1 = runner.status(&space()).unwrap().container_id.unwrap();
+    started(&engine, &v1).await;
+    runner.sleep(&space()).await.unwrap();
+    assert!(runner.is_sleeping(&space()));
+    assert!(exists(&engine, &v1) && !running(&engine, &v1));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(runner.status(&space()).unwrap().stage, Stage::Stopped);
+    status.store(200, Ordering::SeqCst);
+    runner.wake(&space()).await.unwrap();
+    assert_eq!(
+        runner.status(&space()).unwrap().container_id.as_deref(),
+        Some(v1.as_str())
+    );
+
+    // A new version still starting beside the serving one is dropped.
+    let (new_port, _) = app(503).await;
+    engine.set_host_port(new_port);
+    runner.deploy(deployment("v2", run_spec(0))).await.unwrap();
+    let v2 = created(&engine)[1].name.clone();
+    let v2 = engine
+        .containers()
+        .into_iter()
+        .find(|c| c.name == v2)
+        .unwrap()
+        .id;
+    started(&engine, &v2).await;
+    runner.sleep(&space()).await.unwrap();
+    assert!(!exists(&engine, &v2), "the starting replacement is removed");
+    assert!(exists(&engine, &v1) && !running(&engine, &v1));
+    let s = runner.status(&space()).unwrap();
+    assert_eq!(s.stage, Stage::Stopped);
+    assert_eq!(s.container_id.as_deref(), Some(v1.as_str()));
+}
+
+#[tokio::test]
+async fn stop_removes_a_sleeping_container() {
+    let engine = Arc::new(FakeEngine::new());
+    let (port, _) = app(200).await;
+    let runner = runner(&engine, Vec::new());
+    runner.deploy(fixed("v1", run_spec(0), port)).await.unwrap();
+    reach(&runner, Stage::Running).await;
+    runner.sleep(&space()).await.unwrap();
+    runner.stop(&space()).await.unwrap();
+    assert!(engine.containers().is_empty());
+    assert!(!runner.is_sleeping(&space()));
+    let s = runner.status(&space()).unwrap();
+    assert_eq!((s.stage, s.message), (Stage::Stopped, None));
+    let err = runner.wake(&space()).await.unwrap_err();
+    assert!(matches!(err, RunError::NotAsleep { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_deploy_replaces_a_sleeping_version() {
+    let engine = Arc::new(FakeEngine::new());
+    let (port, _) = app(200).await;
+    let runner = runner(&engine, Vec::new());
+    runner.deploy(fixed("v1", run_spec(0), port)).await.unwrap();
+    let v1 = reach(&runner, Stage::Running).await.container_id.unwrap();
+    runner.sleep(&space()).await.unwrap();
+    runner.deploy(fixed("v2", run_spec(0), port)).await.unwrap();
+    assert!(!runner.is_sleeping(&space()));
+    assert!(!exists(&engine, &v1));
+    let s = reach(&runner, Stage::Running).await;
+    assert_eq!(s.commit.as_deref(), Some("v2"));
+}
+
+#[tokio::test]
+async fn a_restarted_runtime_adopts_a_stopped_container_as_sleeping_and_wakes_it() {
+    let engine = Arc::new(FakeEngine::new());
+    let (port, _) = app(200).await;
+    let first = runner(&engine, vec![gpu(0)]);
+    first.deploy(fixed("v1", run_spec(1), port)).await.unwrap();
+    let id = reach(&first, Stage::Running).await.container_id.unwrap();
+    first.sleep(&space()).await.unwrap();
+    drop(first);
+
+    let second = runner(&engine, vec![gpu(0)]);
+    assert_eq!(second.adopt().await.unwrap(), [space()]);
+    assert!(second.is_sleeping(&space()));
+    let s = second.status(&space()).unwrap();
+    assert_eq!(s.stage, Stage::Stopped);
+    assert_eq!(s.container_id.as_deref(), Some(id.as_str()));
+    assert_eq!(s.commit.as_deref(), Some("v1"));
+    assert!(second.gpus().lock().unwrap().held_by(&space()).is_empty());
+    let calls_before = engine.calls().len();
+
+    second.wake(&space()).await.unwrap();
+    let s = second.status(&space()).unwrap();
+    assert_eq!(s.stage, Stage::Running);
+    assert_eq!(s.host_port, Some(port), "the fixed port, from its label");
+    assert_eq!(engine.calls()[calls_before..], [EngineCall::Start(id)]);
+    assert_eq!(second.gpus().lock().unwrap().held_by(&space()), [gpu(0)]);
+}
+
+#[tokio::test]
+async fn a_woken_space_whose_gpus_were_taken_gets_a_new_container_with_others() {
+    let engine = Arc::new(FakeEngine::new());
+    let (port, _) = app(200).await;
+    let runner = runner(&engine, vec![gpu(0), gpu(1)]);
+    runner.deploy(fixed("v1", run_spec(1), port)).await.unwrap();
+    let old = reach(&runner, Stage::Running).await.container_id.unwrap();
+    runner.sleep(&space()).await.unwrap();
+    // Another Space takes the freed GPU 0 meanwhile.
+    let bob = SpaceId::parse("bob/big").unwrap();
+    let taken = runner
+        .gpus()
+        .lock()
+        .unwrap()
+        .allocate(
+            &bob,
+            &GpuRequest {
+                count: 1,
+                model: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(taken, [gpu(0)]);
+
+    runner.wake(&space()).await.unwrap();
+    let s = runner.status(&space()).unwrap();
+    assert_eq!(s.stage, Stage::Running);
+    let new = s.container_id.unwrap();
+    assert_ne!(new, old);
+    assert!(!exists(&engine, &old));
+    let spec = created(&engine).pop().unwrap();
+    assert_eq!(spec.gpu_device_ids, ["GPU-1"]);
+    assert_eq!(spec.labels[spec::GPUS_LABEL], "GPU-1");
+    assert_eq!(spec.host_port, Some(port));
+    assert_eq!(runner.gpus().lock().unwrap().held_by(&space()), [gpu(1)]);
+
+    // With no GPU left, a wake waits visibly and the Space stays asleep.
+    runner.sleep(&space()).await.unwrap();
+    runner
+        .gpus()
+        .lock()
+        .unwrap()
+        .allocate(
+            &SpaceId::parse("carol/big").unwrap(),
+            &GpuRequest {
+                count: 1,
+                model: None,
+            },
+        )
+        .unwrap();
+    let err = runner.wake(&space()).await.unwrap_err();
+    assert!(matches!(err, RunError::NoGpu(_)), "{err}");
+    assert!(runner.is_sleeping(&space()));
+    assert!(
+        runner
+            .status(&space())
+            .unwrap()
+            .message
+            .unwrap()
+            .contains("waiting for GPUs")
     );
 }
