@@ -142,6 +142,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let engine = Arc::new(DockerEngine::connect().await.context(
         "failed to reach the Docker engine (spaceport up runs Spaces as containers: start Docker, or set DOCKER_HOST)",
     )?);
+    let instance = instance_id(&store)?;
     let probe = NvmlProbe::new();
     let gpus = Arc::new(Mutex::new(GpuAllocator::new(probe.inventory())));
     let runner = Runner::new(
@@ -150,6 +151,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         RunSettings {
             container: ContainerSettings {
                 ca_bundle: args.ca_bundle.clone(),
+                instance: Some(instance),
                 ..ContainerSettings::default()
             },
             ..RunSettings::default()
@@ -162,8 +164,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             ..BuildSettings::default()
         },
     );
-    let repos = RepoStore::open(&args.data_dir.join("repos"), args.max_push_bytes)
-        .context("failed to open the repos")?;
+    let repos = RepoStore::open(args.data_dir.join("repos"))
+        .context("failed to open the repos")?
+        .with_max_push_bytes(args.max_push_bytes);
     let public_url = args.public_url();
     let plan = PlanSettings {
         domain: args.domain.clone(),
@@ -233,6 +236,20 @@ fn examples_dir(args: &UpArgs) -> Option<PathBuf> {
             p.is_dir().then(|| p.to_owned())
         }
     }
+}
+
+/// This installation's id, made on the first start: its containers carry
+/// it, so that two hubs on one Docker engine never adopt each other's.
+fn instance_id(store: &Store) -> anyhow::Result<String> {
+    if let Some(id) = store.setting("instance")? {
+        return Ok(id);
+    }
+    let mut bytes = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| anyhow::anyhow!("failed to read random bytes"))?;
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    store.set_setting("instance", &id)?;
+    Ok(id)
 }
 
 /// Creates the admin user on the first start; imports SPACEPORT_ADMIN_TOKEN.

@@ -39,18 +39,9 @@ impl<E: ContainerEngine> Hub<E> {
                 .ok()
                 .and_then(|r| crate::config::parse_readme(&r).config)
                 .map(|c| c.sdk.to_string());
-            let repo = self
-                .store()
-                .create_repo(NewRepo {
-                    kind: RepoKind::Space,
-                    id: id.clone(),
-                    visibility: spaceport_proxy::Visibility::Public,
-                    created_by: owner.to_owned(),
-                    sdk,
-                    hardware: None,
-                    sleep_time: None,
-                })
-                .map_err(|e| e.to_string())?;
+            let mut new = NewRepo::new(RepoKind::Space, id.clone(), owner);
+            new.settings.sdk = sdk;
+            let repo = self.store().create_repo(new).map_err(|e| e.to_string())?;
             self.repos()
                 .create(RepoKind::Space, &repo.id)
                 .await

@@ -136,7 +136,7 @@ impl Default for RouteMeta {
 
 /// How a Space serves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) enum Serving {
+pub enum Serving {
     /// Not at all.
     #[default]
     Nothing,

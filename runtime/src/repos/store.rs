@@ -269,6 +269,89 @@ impl RepoStore {
         parse_ls_tree(&out.stdout)
     }
 
+    /// The bytes of one file at a revision, or `None` when the commit has
+    /// no such file. Files over `max_bytes` are refused.
+    pub async fn read_file(
+        &self,
+        kind: RepoKind,
+        id: &SpaceId,
+        rev: &str,
+        file: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let sha = self.resolve(kind, id, rev).await?;
+        let path = self.existing(kind, id)?;
+        if file.is_empty() || file.starts_with('/') || file.split('/').any(|p| p == ".." || p.is_empty()) {
+            return Ok(None);
+        }
+        let object = format!("{sha}:{file}");
+        let mut cmd = self.git_in(&path);
+        cmd.args(["cat-file", "-s", &object]);
+        let Ok(size) = run(cmd, "cat-file").await else {
+            return Ok(None);
+        };
+        let size: u64 = String::from_utf8_lossy(&size.stdout).trim().parse().unwrap_or(u64::MAX);
+        if size > max_bytes {
+            return Err(RepoError::BadRequest(format!(
+                "{file} is {size} bytes, more than the {max_bytes} read here"
+            )));
+        }
+        let mut cmd = self.git_in(&path);
+        cmd.args(["cat-file", "blob", &object]);
+        Ok(Some(run(cmd, "cat-file").await?.stdout))
+    }
+
+    /// Commits the files of a folder (the whole tree, `.git` aside) on top
+    /// of `main` as one new commit, without a work tree of the repo: for
+    /// seeding repos from folders on disk. Returns the new commit.
+    pub async fn import_folder(
+        &self,
+        kind: RepoKind,
+        id: &SpaceId,
+        folder: &Path,
+        message: &str,
+    ) -> Result<String> {
+        let path = self.existing(kind, id)?;
+        let scratch = tempfile::Builder::new()
+            .prefix("import-")
+            .tempdir_in(self.root.join(".tmp"))
+            .map_err(|e| RepoError::io("create", &self.root.join(".tmp"), e))?;
+        let index = scratch.path().join("index");
+        let with_tree = |cmd: &mut Command| {
+            cmd.env("GIT_INDEX_FILE", &index).env("GIT_WORK_TREE", folder);
+        };
+        let mut cmd = self.git_in(&path);
+        with_tree(&mut cmd);
+        cmd.args(["add", "-A", "--", ".", ":(exclude).git"]);
+        run(cmd, "add").await?;
+        let mut cmd = self.git_in(&path);
+        with_tree(&mut cmd);
+        cmd.arg("write-tree");
+        let tree = String::from_utf8_lossy(&run(cmd, "write-tree").await?.stdout)
+            .trim()
+            .to_owned();
+        let parent = self.head(kind, id, "main").await?;
+        let mut cmd = self.git_in(&path);
+        cmd.env("GIT_AUTHOR_NAME", "spaceport")
+            .env("GIT_AUTHOR_EMAIL", "spaceport@localhost")
+            .env("GIT_COMMITTER_NAME", "spaceport")
+            .env("GIT_COMMITTER_EMAIL", "spaceport@localhost")
+            .args(["commit-tree", &tree, "-m", message]);
+        if let Some(p) = &parent {
+            cmd.args(["-p", p]);
+        }
+        let commit = String::from_utf8_lossy(&run(cmd, "commit-tree").await?.stdout)
+            .trim()
+            .to_owned();
+        let mut cmd = self.git_in(&path);
+        cmd.args(["update-ref", "refs/heads/main", &commit]);
+        if let Some(p) = &parent {
+            cmd.arg(p);
+        }
+        run(cmd, "update-ref").await?;
+        Ok(commit)
+    }
+
     /// Writes the tree of a commit (`rev` as for [`resolve`](Self::resolve))
     /// into `dest`, an empty or missing folder: `git archive` streamed into
     /// a checked extraction (see [`extract_tar`]) under the store's export

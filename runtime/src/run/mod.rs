@@ -79,6 +79,9 @@ pub struct RunSettings {
     /// Time between health probes while a woken app starts: short, as a
     /// visitor waits.
     pub wake_poll_interval: Duration,
+    /// How long a replaced version keeps running after the new one took
+    /// over, so requests routed to it before the switch can finish.
+    pub drain: Duration,
 }
 
 impl Default for RunSettings {
@@ -93,6 +96,7 @@ impl Default for RunSettings {
             backoff_reset_after: Duration::from_secs(10 * 60),
             stop_grace_secs: 10,
             wake_poll_interval: Duration::from_millis(5),
+            drain: Duration::from_secs(2),
         }
     }
 }
@@ -748,11 +752,11 @@ impl<E: ContainerEngine> Runner<E> {
     /// remembered as sleeping (the newest, as the engine lists newest
     /// first), so the next visit wakes it. Returns the Spaces adopted.
     pub async fn adopt(&self) -> Result<Vec<SpaceId>, RunError> {
-        let found = self
-            .inner
-            .engine
-            .list_containers(&[(MANAGED_LABEL.into(), "true".into())])
-            .await?;
+        let mut filter = vec![(MANAGED_LABEL.to_owned(), "true".to_owned())];
+        if let Some(instance) = &self.inner.settings.container.instance {
+            filter.push((spec::INSTANCE_LABEL.to_owned(), instance.clone()));
+        }
+        let found = self.inner.engine.list_containers(&filter).await?;
         let (running, stopped): (Vec<_>, Vec<_>) = found.into_iter().partition(|c| c.running);
         let mut adopted = Vec::new();
         for c in stopped {
@@ -1060,9 +1064,10 @@ async fn supervise<E: ContainerEngine>(
         let result = wait_healthy(&inner, &id, path, startup, version.host_port, interval).await;
         let failure = match result {
             Ok(Startup::Healthy(port)) => {
-                if !is_live {
-                    switch_to(&inner, &slot, generation).await;
-                }
+                // The new version takes over first (its address is
+                // published to whoever routes), then the old one drains
+                // and goes: no window where the Space's URL fails.
+                let replaced = if is_live { None } else { promote(&slot, generation) };
                 slot.update(|s| {
                     s.stage = Stage::Running;
                     s.message = None;
@@ -1071,6 +1076,9 @@ async fn supervise<E: ContainerEngine>(
                     s.commit = Some(commit.clone());
                     s.restarts = restarts;
                 });
+                if let Some(old) = replaced {
+                    retire(&inner, old).await;
+                }
                 tracing::info!(%space, %commit, "running");
                 match wait_exit(&inner, &id).await {
                     Ok(code) => format!("the app exited with code {code}"),
@@ -1137,32 +1145,34 @@ async fn supervise<E: ContainerEngine>(
     }
 }
 
-/// Makes the pending version `generation` the live one and removes the
-/// version it replaces.
-async fn switch_to<E: ContainerEngine>(inner: &Inner<E>, slot: &SpaceSlot, generation: u64) {
+/// Makes the pending version `generation` the live one; returns the
+/// version it replaces, for [`retire`].
+fn promote(slot: &SpaceSlot, generation: u64) -> Option<Live> {
     let new = {
         let mut pending = slot.pending.lock().unwrap_or_else(|p| p.into_inner());
         match pending.as_ref() {
             Some(p) if p.generation == generation => pending.take(),
             _ => None,
         }
-    };
-    let Some(new) = new else { return };
-    let old = slot
-        .live
+    }?;
+    slot.live
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .replace(new);
-    if let Some(old) = old {
-        if let Some(a) = &old.abort {
-            a.abort();
-        }
-        let _ = inner
-            .engine
-            .stop_container(&old.container_id, inner.settings.stop_grace_secs)
-            .await;
-        let _ = inner.engine.remove_container(&old.container_id).await;
+        .replace(new)
+}
+
+/// Stops and removes a replaced version once requests already sent to it
+/// have had `drain` to finish.
+async fn retire<E: ContainerEngine>(inner: &Inner<E>, old: Live) {
+    if let Some(a) = &old.abort {
+        a.abort();
     }
+    tokio::time::sleep(inner.settings.drain).await;
+    let _ = inner
+        .engine
+        .stop_container(&old.container_id, inner.settings.stop_grace_secs)
+        .await;
+    let _ = inner.engine.remove_container(&old.container_id).await;
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Label: the app's port inside the container.
+/// Label: the installation a container belongs to.
+pub const INSTANCE_LABEL: &str = "dev.spaceport.instance";
 pub const PORT_LABEL: &str = "dev.spaceport.port";
 /// Label: comma-separated uuids of the GPUs the container was given.
 pub const GPUS_LABEL: &str = "dev.spaceport.gpus";
@@ -51,6 +53,9 @@ pub struct ContainerSettings {
     /// Root of the hub cache (`hub/models--org--name`) and of persistent
     /// storage (`data/owner-name`); volumes are not mounted without it.
     pub volume_root: Option<PathBuf>,
+    /// The installation the containers belong to (a label): several hubs
+    /// on one Docker engine each adopt only their own containers.
+    pub instance: Option<String>,
 }
 
 impl Default for ContainerSettings {
@@ -59,6 +64,7 @@ impl Default for ContainerSettings {
             bind_ip: "127.0.0.1".into(),
             ca_bundle: None,
             volume_root: None,
+            instance: None,
         }
     }
 }
@@ -136,6 +142,9 @@ pub fn container_spec(
     ]);
     if let Some(port) = run.port {
         labels.insert(PORT_LABEL.into(), port.to_string());
+    }
+    if let Some(instance) = &settings.instance {
+        labels.insert(INSTANCE_LABEL.into(), instance.clone());
     }
     if let Some(h) = &run.health {
         labels.insert(HEALTH_LABEL.into(), h.path.clone());

@@ -78,6 +78,7 @@ fn settings() -> RunSettings {
         poll_interval: Duration::from_millis(10),
         backoff_initial: Duration::from_millis(10),
         backoff_max: Duration::from_millis(40),
+        drain: Duration::from_millis(10),
         ..RunSettings::default()
     }
 }

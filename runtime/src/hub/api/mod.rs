@@ -108,6 +108,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// A JSON body whose syntax errors become clear 400s (axum's default
 /// rejection is plain text).
+#[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
 impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>

@@ -191,15 +191,12 @@ pub async fn create<E: ContainerEngine>(
         }
         return Ok(resp);
     }
-    let repo = hub.store().create_repo(NewRepo {
-        kind,
-        id: id.clone(),
-        visibility,
-        created_by: who.user.name.clone(),
-        sdk,
-        hardware: body.hardware.clone(),
-        sleep_time: body.sleep_time_seconds,
-    })?;
+    let mut new = NewRepo::new(kind, id.clone(), &who.user.name);
+    new.visibility = visibility;
+    new.settings.sdk = sdk;
+    new.settings.hardware = body.hardware.clone();
+    new.settings.sleep_time = body.sleep_time_seconds;
+    let repo = hub.store().create_repo(new)?;
     if let Err(e) = hub.repos().create(kind, &repo.id).await {
         let _ = hub.store().delete_repo(kind, &repo.id);
         return Err(ApiError::internal(format!("failed to create the git repo: {e}")));
@@ -363,20 +360,14 @@ async fn info<E: ContainerEngine>(
     let repo = readable(hub, caller, kind, &id)?;
     let mut v = summary_json(hub, &repo);
     let sha = match rev {
-        Some(r) => Some(
-            hub.repos()
-                .resolve(kind, &repo.id, r)
-                .await
-                .map_err(|e| ApiError::new(http::StatusCode::NOT_FOUND, format!("{e}")))?
-                .ok_or_else(|| {
-                    let mut e = ApiError::new(
-                        http::StatusCode::NOT_FOUND,
-                        format!("Invalid rev id: {r}"),
-                    );
-                    e.code = Some("RevisionNotFound");
-                    e
-                })?,
-        ),
+        Some(r) => Some(hub.repos().resolve(kind, &repo.id, r).await.map_err(|e| {
+            let mut err = ApiError::new(
+                http::StatusCode::NOT_FOUND,
+                format!("Invalid rev id: {r} ({e})"),
+            );
+            err.code = Some("RevisionNotFound");
+            err
+        })?),
         None => hub
             .repos()
             .head(kind, &repo.id, "main")
@@ -394,7 +385,11 @@ async fn info<E: ContainerEngine>(
         {
             siblings.push(json!({ "rfilename": path, "size": size }));
         }
-        if let Ok(Some(readme)) = hub.repos().read_file(kind, &repo.id, sha, "README.md").await {
+        if let Ok(Some(readme)) = hub
+            .repos()
+            .read_file(kind, &repo.id, sha, "README.md", 4 << 20)
+            .await
+        {
             let parsed = crate::config::parse_readme(&readme);
             if let Some(config) = parsed.config
                 && let Ok(card) = serde_json::to_value(&config)
