@@ -420,3 +420,46 @@ async fn private_spaces_are_hidden_from_others() {
     );
     assert!(!ok, "an anonymous clone of a private Space fails");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_huggingface_hub_client_manages_spaces_on_the_hub() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hf_client/test_hf_client.py");
+    let has_client = std::process::Command::new("python3")
+        .args(["-c", "import huggingface_hub"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !hub::require(
+        has_client,
+        "python3 cannot import huggingface_hub (pip install huggingface_hub)",
+    ) {
+        return;
+    }
+    let hub = Hub::start(&[]).await;
+    let (s, other) = hub
+        .api("POST", "/api/admin/users", Some(json!({"name": "bob"})))
+        .await;
+    assert_eq!(s, 200, "{other}");
+    let other = other["token"].as_str().unwrap().to_owned();
+    let endpoint = hub.base();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .env("SPACEPORT_ENDPOINT", endpoint)
+            .env("SPACEPORT_TOKEN", ADMIN_TOKEN)
+            .env("SPACEPORT_OTHER_TOKEN", other)
+            .env("SPACEPORT_SPACE", "admin/hf-client-demo")
+            .env("SPACEPORT_MODEL_DATASET", "1")
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "the client's checks failed:\n{text}\n{}", hub.logs());
+    assert!(text.contains(" passed, 0 failed"), "{text}");
+}

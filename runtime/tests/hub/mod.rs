@@ -184,7 +184,8 @@ impl Hub {
             .method(method)
             .uri(format!("{}{path}", self.base()));
         if let Some(h) = host {
-            req = req.header("host", h);
+            // Space requests look like a browser's page loads (they count as visits).
+            req = req.header("host", h).header("accept", "text/html,*/*;q=0.8");
         }
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));

@@ -360,14 +360,29 @@ async fn info<E: ContainerEngine>(
     let repo = readable(hub, caller, kind, &id)?;
     let mut v = summary_json(hub, &repo);
     let sha = match rev {
-        Some(r) => Some(hub.repos().resolve(kind, &repo.id, r).await.map_err(|e| {
-            let mut err = ApiError::new(
-                http::StatusCode::NOT_FOUND,
-                format!("Invalid rev id: {r} ({e})"),
-            );
-            err.code = Some("RevisionNotFound");
-            err
-        })?),
+        Some(r) => match hub.repos().resolve(kind, &repo.id, r).await {
+            Ok(sha) => Some(sha),
+            // A new repo has no commit yet; its default branch is still
+            // a fine thing to ask about.
+            Err(_)
+                if r == "main"
+                    && hub
+                        .repos()
+                        .head(kind, &repo.id, "main")
+                        .await
+                        .is_ok_and(|h| h.is_none()) =>
+            {
+                None
+            }
+            Err(e) => {
+                let mut err = ApiError::new(
+                    http::StatusCode::NOT_FOUND,
+                    format!("Invalid rev id: {r} ({e})"),
+                );
+                err.code = Some("RevisionNotFound");
+                return Err(err);
+            }
+        },
         None => hub
             .repos()
             .head(kind, &repo.id, "main")
