@@ -38,7 +38,10 @@ impl Poller {
                     }
                     Ok((status, _, body)) => f.lock().unwrap().push(format!(
                         "{status}: {}",
-                        String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+                        String::from_utf8_lossy(&body)
+                            .chars()
+                            .take(200)
+                            .collect::<String>()
                     )),
                     Err(e) => f.lock().unwrap().push(e),
                 }
@@ -90,12 +93,16 @@ async fn git_push_deploys_a_static_space_and_redeploys_without_a_gap() {
 
     let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &example("static-hello"));
     let out = git.ok(work.path(), &["push", "origin", "main"]);
-    assert!(out.contains("remote:"), "the push shows the hub's words:\n{out}");
+    assert!(
+        out.contains("remote:"),
+        "the push shows the hub's words:\n{out}"
+    );
     assert!(
         out.contains(&format!("admin-static-demo.localhost:{}", hub.port)),
         "the push shows the Space URL:\n{out}"
     );
-    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60)).await;
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60))
+        .await;
     let first = wait_body(&hub, space, "/", "<", Duration::from_secs(10)).await;
 
     // Path routing serves the same app for clients without *.localhost.
@@ -119,7 +126,10 @@ async fn git_push_deploys_a_static_space_and_redeploys_without_a_gap() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (ok, failed) = poller.finish().await;
     assert!(ok > 5, "the poller made requests ({ok})");
-    assert!(failed.is_empty(), "the URL failed during the redeploy: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "the URL failed during the redeploy: {failed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +146,8 @@ async fn git_push_builds_a_docker_space_and_settings_reach_the_container() {
     let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &fixture("envspace"));
     let out = git.ok(work.path(), &["push", "origin", "main"]);
     assert!(out.contains("remote:"), "{out}");
-    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(600)).await;
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(600))
+        .await;
     wait_body(&hub, space, "/", "hello v1", Duration::from_secs(10)).await;
     let (status, build) = hub.logs_of(space, "build").await;
     assert_eq!(status, 200);
@@ -153,19 +164,37 @@ async fn git_push_builds_a_docker_space_and_settings_reach_the_container() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (ok, failed) = poller.finish().await;
     assert!(ok > 5, "the poller made requests ({ok})");
-    assert!(failed.is_empty(), "the URL failed during the redeploy: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "the URL failed during the redeploy: {failed:?}"
+    );
 
     // A secret and a variable restart the Space with them in its environment.
     let (s, _) = hub
-        .api("POST", &format!("/api/spaces/{space}/secrets"), Some(json!({"key": "E2E_SECRET", "value": "s3cr3t-value"})))
+        .api(
+            "POST",
+            &format!("/api/spaces/{space}/secrets"),
+            Some(json!({"key": "E2E_SECRET", "value": "s3cr3t-value"})),
+        )
         .await;
     assert_eq!(s, 200);
     let (s, vars) = hub
-        .api("POST", &format!("/api/spaces/{space}/variables"), Some(json!({"key": "E2E_VAR", "value": "visible"})))
+        .api(
+            "POST",
+            &format!("/api/spaces/{space}/variables"),
+            Some(json!({"key": "E2E_VAR", "value": "visible"})),
+        )
         .await;
     assert_eq!(s, 200);
     assert_eq!(vars["E2E_VAR"]["value"], "visible");
-    let env = wait_body(&hub, space, "/env", "s3cr3t-value", Duration::from_secs(300)).await;
+    let env = wait_body(
+        &hub,
+        space,
+        "/env",
+        "s3cr3t-value",
+        Duration::from_secs(300),
+    )
+    .await;
     let env: serde_json::Value = serde_json::from_str(&env).unwrap();
     assert_eq!(env["E2E_VAR"], "visible");
     assert_eq!(env["SPACE_ID"], space);
@@ -180,7 +209,9 @@ async fn git_push_builds_a_docker_space_and_settings_reach_the_container() {
             "{path} leaks the secret"
         );
     }
-    let (_, secrets) = hub.api("GET", &format!("/api/spaces/{space}/secrets"), None).await;
+    let (_, secrets) = hub
+        .api("GET", &format!("/api/spaces/{space}/secrets"), None)
+        .await;
     assert!(secrets.get("E2E_SECRET").is_some(), "{secrets}");
     remove_spaces(&[space]);
 }
@@ -197,13 +228,18 @@ async fn an_idle_space_sleeps_but_not_with_a_websocket_open_and_a_visit_wakes_it
     let hub = Hub::start(&["--sleep-check", "1"]).await;
     hub.create_space(space, "docker").await;
     let (s, rt) = hub
-        .api("POST", &format!("/api/spaces/{space}/sleeptime"), Some(json!({"seconds": 3})))
+        .api(
+            "POST",
+            &format!("/api/spaces/{space}/sleeptime"),
+            Some(json!({"seconds": 3})),
+        )
         .await;
     assert_eq!(s, 200, "{rt}");
     assert_eq!(rt["gcTimeout"], 3);
     let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &fixture("envspace"));
     git.ok(work.path(), &["push", "origin", "main"]);
-    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(600)).await;
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(600))
+        .await;
     wait_body(&hub, space, "/", "hello v1", Duration::from_secs(10)).await;
 
     // A WebSocket keeps it awake well past its sleep time.
@@ -215,11 +251,16 @@ async fn an_idle_space_sleeps_but_not_with_a_websocket_open_and_a_visit_wakes_it
         .unwrap();
     req.headers_mut()
         .insert("host", hub.host_of(space).parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket opens");
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket opens");
     for i in 0..8 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (stage, _) = hub.stage(space).await;
-        assert_eq!(stage, "RUNNING", "asleep with a WebSocket open, after {i} s");
+        assert_eq!(
+            stage, "RUNNING",
+            "asleep with a WebSocket open, after {i} s"
+        );
     }
     ws.send(Message::text("ping")).await.unwrap();
     let echo = tokio::time::timeout(Duration::from_secs(5), ws.next())
@@ -232,8 +273,13 @@ async fn an_idle_space_sleeps_but_not_with_a_websocket_open_and_a_visit_wakes_it
     drop(ws);
 
     // Idle: it sleeps, and its container stays (stopped) for a fast wake.
-    let rt = hub.wait_stage(space, &["STOPPED"], Duration::from_secs(30)).await;
-    assert!(rt["hardware"]["current"].is_null(), "no hardware while asleep: {rt}");
+    let rt = hub
+        .wait_stage(space, &["STOPPED"], Duration::from_secs(30))
+        .await;
+    assert!(
+        rt["hardware"]["current"].is_null(),
+        "no hardware while asleep: {rt}"
+    );
     // The next visit wakes it and succeeds.
     let started = std::time::Instant::now();
     let (status, body) = hub.visit(space, "/").await.expect("the visit is answered");
@@ -241,7 +287,8 @@ async fn an_idle_space_sleeps_but_not_with_a_websocket_open_and_a_visit_wakes_it
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("hello v1"), "{body}");
     eprintln!("woke in {woke_in:?}");
-    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(10)).await;
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(10))
+        .await;
     remove_spaces(&[space]);
 }
 
@@ -259,15 +306,21 @@ async fn kill_9_and_restart_keeps_spaces_secrets_analytics_and_containers() {
     hub.create_space(space, "docker").await;
     hub.create_space(site, "static").await;
     let (s, _) = hub
-        .api("POST", &format!("/api/spaces/{space}/secrets"), Some(json!({"key": "KEEP_ME", "value": "kept-secret"})))
+        .api(
+            "POST",
+            &format!("/api/spaces/{space}/secrets"),
+            Some(json!({"key": "KEEP_ME", "value": "kept-secret"})),
+        )
         .await;
     assert_eq!(s, 200);
     let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &fixture("envspace"));
     git.ok(work.path(), &["push", "origin", "main"]);
     let site_work = git.repo(&hub.git_url(site, ADMIN_TOKEN), &example("static-hello"));
     git.ok(site_work.path(), &["push", "origin", "main"]);
-    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(600)).await;
-    hub.wait_stage(site, &["RUNNING"], Duration::from_secs(60)).await;
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(600))
+        .await;
+    hub.wait_stage(site, &["RUNNING"], Duration::from_secs(60))
+        .await;
     let env = wait_body(&hub, space, "/env", "kept-secret", Duration::from_secs(30)).await;
     let env: serde_json::Value = serde_json::from_str(&env).unwrap();
     let hostname = env["HOSTNAME"].as_str().unwrap_or_default().to_owned();
@@ -277,11 +330,16 @@ async fn kill_9_and_restart_keeps_spaces_secrets_analytics_and_containers() {
     // Analytics reach the database.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, a) = hub.api("GET", &format!("/api/spaces/{site}/analytics"), None).await;
+        let (_, a) = hub
+            .api("GET", &format!("/api/spaces/{site}/analytics"), None)
+            .await;
         if a["totals"]["visits"].as_u64().unwrap_or(0) >= 1 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no analytics stored: {a}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no analytics stored: {a}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
@@ -289,7 +347,9 @@ async fn kill_9_and_restart_keeps_spaces_secrets_analytics_and_containers() {
     // The container keeps serving with the hub down? No: nothing routes to
     // it. But it keeps running, and the next hub adopts it.
     hub.spawn().await;
-    let rt = hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60)).await;
+    let rt = hub
+        .wait_stage(space, &["RUNNING"], Duration::from_secs(60))
+        .await;
     assert!(rt["sha"].is_string(), "{rt}");
     let env = wait_body(&hub, space, "/env", "kept-secret", Duration::from_secs(30)).await;
     let env: serde_json::Value = serde_json::from_str(&env).unwrap();
@@ -298,12 +358,20 @@ async fn kill_9_and_restart_keeps_spaces_secrets_analytics_and_containers() {
         hostname,
         "the same container serves after the restart (adopted, not rebuilt)"
     );
-    hub.wait_stage(site, &["RUNNING"], Duration::from_secs(60)).await;
+    hub.wait_stage(site, &["RUNNING"], Duration::from_secs(60))
+        .await;
     wait_body(&hub, site, "/", "<", Duration::from_secs(10)).await;
-    let (_, secrets) = hub.api("GET", &format!("/api/spaces/{space}/secrets"), None).await;
+    let (_, secrets) = hub
+        .api("GET", &format!("/api/spaces/{space}/secrets"), None)
+        .await;
     assert!(secrets.get("KEEP_ME").is_some(), "{secrets}");
-    let (_, a) = hub.api("GET", &format!("/api/spaces/{site}/analytics"), None).await;
-    assert!(a["totals"]["visits"].as_u64().unwrap_or(0) >= 1, "analytics survive: {a}");
+    let (_, a) = hub
+        .api("GET", &format!("/api/spaces/{site}/analytics"), None)
+        .await;
+    assert!(
+        a["totals"]["visits"].as_u64().unwrap_or(0) >= 1,
+        "analytics survive: {a}"
+    );
     remove_spaces(&[space]);
 }
 
@@ -315,8 +383,12 @@ async fn bad_pushes_and_bad_api_calls_get_clear_errors_and_lose_nothing() {
     hub.create_space(space, "static").await;
     let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &example("static-hello"));
     git.ok(work.path(), &["push", "origin", "main"]);
-    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60)).await;
-    let head = git.ok(work.path(), &["rev-parse", "HEAD"]).trim().to_owned();
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60))
+        .await;
+    let head = git
+        .ok(work.path(), &["rev-parse", "HEAD"])
+        .trim()
+        .to_owned();
 
     // app_file escaping the repo: accepted, CONFIG_ERROR with the line.
     let readme = std::fs::read_to_string(work.path().join("README.md")).unwrap();
@@ -324,31 +396,45 @@ async fn bad_pushes_and_bad_api_calls_get_clear_errors_and_lose_nothing() {
     std::fs::write(work.path().join("README.md"), bad).unwrap();
     git.commit_all(work.path(), "escape");
     git.ok(work.path(), &["push", "origin", "main"]);
-    let rt = hub.wait_stage(space, &["CONFIG_ERROR"], Duration::from_secs(30)).await;
+    let rt = hub
+        .wait_stage(space, &["CONFIG_ERROR"], Duration::from_secs(30))
+        .await;
     let msg = rt["errorMessage"].as_str().unwrap_or_default();
     assert!(msg.contains("README.md:"), "the error names the line: {rt}");
     assert!(msg.contains("app_file"), "{rt}");
     git.ok(work.path(), &["reset", "-q", "--hard", &head]);
 
     // A push over the size cap: refused, main unchanged.
-    let big: Vec<u8> = (0..6_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..6_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(work.path().join("big.bin"), big).unwrap();
     git.commit_all(work.path(), "big");
     let (ok, out) = git.run(work.path(), &["push", "origin", "main"]);
     assert!(!ok, "a push over the cap fails:\n{out}");
     let (_, info) = hub.api("GET", &format!("/api/spaces/{space}"), None).await;
-    assert_ne!(info["sha"].as_str(), Some(git.ok(work.path(), &["rev-parse", "HEAD"]).trim()));
+    assert_ne!(
+        info["sha"].as_str(),
+        Some(git.ok(work.path(), &["rev-parse", "HEAD"]).trim())
+    );
 
     // A non-fast-forward: refused, main unchanged.
     git.ok(work.path(), &["reset", "-q", "--hard", &head]);
     git.ok(work.path(), &["fetch", "-q", "origin"]);
-    let remote_main = git.ok(work.path(), &["rev-parse", "origin/main"]).trim().to_owned();
+    let remote_main = git
+        .ok(work.path(), &["rev-parse", "origin/main"])
+        .trim()
+        .to_owned();
     std::fs::write(work.path().join("other.txt"), "diverged\n").unwrap();
     git.commit_all(work.path(), "diverged");
     let (ok, out) = git.run(work.path(), &["push", "--force", "origin", "main"]);
     assert!(!ok, "a non-fast-forward push fails:\n{out}");
     let (_, info) = hub.api("GET", &format!("/api/spaces/{space}"), None).await;
-    assert_eq!(info["sha"].as_str(), Some(remote_main.as_str()), "main did not move");
+    assert_eq!(
+        info["sha"].as_str(),
+        Some(remote_main.as_str()),
+        "main did not move"
+    );
 
     // Another user's token may not push.
     let (s, user) = hub
@@ -356,33 +442,68 @@ async fn bad_pushes_and_bad_api_calls_get_clear_errors_and_lose_nothing() {
         .await;
     assert_eq!(s, 200, "{user}");
     let mallory = user["token"].as_str().unwrap().to_owned();
-    git.ok(work.path(), &["remote", "set-url", "origin", &hub.git_url(space, &mallory)]);
+    git.ok(
+        work.path(),
+        &["remote", "set-url", "origin", &hub.git_url(space, &mallory)],
+    );
     let (ok, out) = git.run(work.path(), &["push", "origin", "main"]);
     assert!(!ok, "another user's push fails:\n{out}");
     let (s, body) = hub
-        .api_as(&mallory, "POST", &format!("/api/spaces/{space}/secrets"), Some(json!({"key": "X", "value": "y"})))
+        .api_as(
+            &mallory,
+            "POST",
+            &format!("/api/spaces/{space}/secrets"),
+            Some(json!({"key": "X", "value": "y"})),
+        )
         .await;
     assert_eq!(s, 403, "{body}");
     // A wrong token is refused, not treated as anonymous.
-    git.ok(work.path(), &["remote", "set-url", "origin", &hub.git_url(space, "hf_wrong_token_000000")]);
+    git.ok(
+        work.path(),
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            &hub.git_url(space, "hf_wrong_token_000000"),
+        ],
+    );
     let (ok, out) = git.run(work.path(), &["push", "origin", "main"]);
     assert!(!ok, "{out}");
-    let (s, _) = hub.api_as("hf_wrong_token_000000", "GET", "/api/whoami-v2", None).await;
+    let (s, _) = hub
+        .api_as("hf_wrong_token_000000", "GET", "/api/whoami-v2", None)
+        .await;
     assert_eq!(s, 401);
 
     // Malformed JSON and unknown Spaces.
     let (s, _, body) = hub
-        .request("POST", "/api/repos/create", None, Some(ADMIN_TOKEN), Some(b"{\"name\": ".to_vec()))
+        .request(
+            "POST",
+            "/api/repos/create",
+            None,
+            Some(ADMIN_TOKEN),
+            Some(b"{\"name\": ".to_vec()),
+        )
         .await
         .unwrap();
     assert_eq!(s, 400);
-    assert!(String::from_utf8_lossy(&body).contains("invalid JSON"), "{}", String::from_utf8_lossy(&body));
-    let (s, headers, _) = hub.get("/api/spaces/admin/nope/runtime", Some(ADMIN_TOKEN)).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("invalid JSON"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (s, headers, _) = hub
+        .get("/api/spaces/admin/nope/runtime", Some(ADMIN_TOKEN))
+        .await
+        .unwrap();
     assert_eq!(s, 404);
-    assert_eq!(headers.get("x-error-code").map(|v| v.to_str().unwrap()), Some("RepoNotFound"));
+    assert_eq!(
+        headers.get("x-error-code").map(|v| v.to_str().unwrap()),
+        Some("RepoNotFound")
+    );
 
     // Nothing was lost: the Space still serves its last good version.
-    hub.wait_stage(space, &["CONFIG_ERROR", "RUNNING"], Duration::from_secs(5)).await;
+    hub.wait_stage(space, &["CONFIG_ERROR", "RUNNING"], Duration::from_secs(5))
+        .await;
     let (_, info) = hub.api("GET", &format!("/api/spaces/{space}"), None).await;
     assert_eq!(info["sha"].as_str(), Some(remote_main.as_str()));
 }
@@ -393,22 +514,40 @@ async fn private_spaces_are_hidden_from_others() {
     let hub = Hub::start(&[]).await;
     let space = "admin/secret-site";
     let (s, body) = hub
-        .api("POST", "/api/repos/create", Some(json!({"name": "secret-site", "type": "space", "sdk": "static", "private": true})))
+        .api(
+            "POST",
+            "/api/repos/create",
+            Some(json!({"name": "secret-site", "type": "space", "sdk": "static", "private": true})),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &example("static-hello"));
     git.ok(work.path(), &["push", "origin", "main"]);
-    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60)).await;
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60))
+        .await;
     // Signed out: 404 from the API and from the app.
-    let (s, _, _) = hub.get(&format!("/api/spaces/{space}"), None).await.unwrap();
+    let (s, _, _) = hub
+        .get(&format!("/api/spaces/{space}"), None)
+        .await
+        .unwrap();
     assert_eq!(s, 404);
     let (s, _) = hub.visit(space, "/").await.unwrap();
     assert_eq!(s, 404);
-    let (_, list) = hub.request("GET", "/api/spaces", None, None, None).await.map(|(s, _, b)| (s, String::from_utf8_lossy(&b).into_owned())).unwrap();
+    let (_, list) = hub
+        .request("GET", "/api/spaces", None, None, None)
+        .await
+        .map(|(s, _, b)| (s, String::from_utf8_lossy(&b).into_owned()))
+        .unwrap();
     assert!(!list.contains("secret-site"), "{list}");
     // The owner's token opens it.
     let (s, _, body) = hub
-        .request("GET", "/", Some(&hub.host_of(space)), Some(ADMIN_TOKEN), None)
+        .request(
+            "GET",
+            "/",
+            Some(&hub.host_of(space)),
+            Some(ADMIN_TOKEN),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
@@ -416,14 +555,20 @@ async fn private_spaces_are_hidden_from_others() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, _) = git.run(
         dir.path(),
-        &["clone", "-q", &format!("http://127.0.0.1:{}/spaces/{space}", hub.port), "x"],
+        &[
+            "clone",
+            "-q",
+            &format!("http://127.0.0.1:{}/spaces/{space}", hub.port),
+            "x",
+        ],
     );
     assert!(!ok, "an anonymous clone of a private Space fails");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_huggingface_hub_client_manages_spaces_on_the_hub() {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hf_client/test_hf_client.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hf_client/test_hf_client.py");
     let has_client = std::process::Command::new("python3")
         .args(["-c", "import huggingface_hub"])
         .status()
@@ -460,6 +605,96 @@ async fn the_huggingface_hub_client_manages_spaces_on_the_hub() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("{text}");
-    assert!(out.status.success(), "the client's checks failed:\n{text}\n{}", hub.logs());
+    assert!(
+        out.status.success(),
+        "the client's checks failed:\n{text}\n{}",
+        hub.logs()
+    );
     assert!(text.contains(" passed, 0 failed"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_space_with_a_build_command_serves_what_the_build_made() {
+    if !hub::docker_ready() {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let git = Git::new();
+    let hub = Hub::start(&["--static-build-image", hub::BASE_IMAGE]).await;
+    let space = "admin/built-site";
+    hub.create_space(space, "static").await;
+    let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &fixture("built-site"));
+    git.ok(work.path(), &["push", "origin", "main"]);
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(300))
+        .await;
+    let body = wait_body(
+        &hub,
+        space,
+        "/",
+        "built by app_build_command",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(!body.contains("SOURCE"), "{body}");
+    // No container serves it: the hub serves the built files.
+    let (_, _, list) = hub
+        .get("/api/spaces/admin/built-site/runtime", Some(ADMIN_TOKEN))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list).contains("RUNNING"));
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            "label=dev.spaceport.space=admin/built-site",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.stdout.is_empty(),
+        "no container runs for a static Space"
+    );
+
+    // A build command that fails: the previous version keeps serving and
+    // the runtime says why the new one is not there.
+    let readme = std::fs::read_to_string(work.path().join("README.md")).unwrap();
+    let broken = readme.replace("mkdir -p dist &&", "false &&");
+    std::fs::write(work.path().join("README.md"), broken).unwrap();
+    git.commit_all(work.path(), "broken build");
+    git.ok(work.path(), &["push", "origin", "main"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let rt = loop {
+        let (stage, rt) = hub.stage(space).await;
+        if rt["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("build failed")
+        {
+            assert_eq!(stage, "RUNNING", "{rt}");
+            break rt;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failed build never showed: {rt}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(
+        rt["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("previous version"),
+        "{rt}"
+    );
+    wait_body(
+        &hub,
+        space,
+        "/",
+        "built by app_build_command",
+        Duration::from_secs(5),
+    )
+    .await;
+    let (_, build) = hub.logs_of(space, "build").await;
+    assert!(build.contains("Build Failed"), "{build}");
 }

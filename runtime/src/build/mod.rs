@@ -195,6 +195,11 @@ impl<E: ContainerEngine> Builder<E> {
         }
     }
 
+    /// The engine builds run on.
+    pub fn engine(&self) -> &Arc<E> {
+        &self.engine
+    }
+
     /// The latest build of a Space.
     pub fn current(&self, space: &SpaceId) -> Option<BuildHandle> {
         let current = self.current.lock().unwrap_or_else(|p| p.into_inner());

@@ -52,8 +52,15 @@ pub struct UpArgs {
     #[arg(long, env = "SPACEPORT_SLEEP_CHECK", default_value_t = 10)]
     pub sleep_check: u64,
     /// Base image of gradio and streamlit Spaces (`{python_version}` is replaced).
-    #[arg(long, env = "SPACEPORT_PYTHON_IMAGE", default_value = "python:{python_version}")]
+    #[arg(
+        long,
+        env = "SPACEPORT_PYTHON_IMAGE",
+        default_value = "python:{python_version}"
+    )]
     pub python_image: String,
+    /// Image in which static Spaces run their app_build_command.
+    #[arg(long, env = "SPACEPORT_STATIC_BUILD_IMAGE", default_value = "node:20")]
+    pub static_build_image: String,
     /// A YAML file of hardware flavors (default: Hugging Face's).
     #[arg(long, env = "SPACEPORT_FLAVORS")]
     pub flavors: Option<PathBuf>,
@@ -98,7 +105,10 @@ impl UpArgs {
             );
         }
         if self.default_sleep == 0 || self.default_sleep < -1 {
-            bail!("invalid --default-sleep {}: give seconds above 0, or -1 for never", self.default_sleep);
+            bail!(
+                "invalid --default-sleep {}: give seconds above 0, or -1 for never",
+                self.default_sleep
+            );
         }
         if self.analytics_interval == 0 {
             bail!("--analytics-interval must be at least 1 second");
@@ -172,6 +182,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         domain: args.domain.clone(),
         hub_url: public_url.clone(),
         python_base_image: args.python_image.clone(),
+        static_build_image: args.static_build_image.clone(),
         ..PlanSettings::default()
     };
     let config = HubConfig {
@@ -255,7 +266,9 @@ fn instance_id(store: &Store) -> anyhow::Result<String> {
 /// Creates the admin user on the first start; imports SPACEPORT_ADMIN_TOKEN.
 /// Returns a token to print when one was made here.
 fn bootstrap_admin(store: &Store) -> anyhow::Result<Option<String>> {
-    let from_env = std::env::var("SPACEPORT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    let from_env = std::env::var("SPACEPORT_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     let fresh = store.user(ADMIN_USER)?.is_none();
     if fresh {
         store.create_user(ADMIN_USER, Some("Administrator"), true)?;
@@ -263,7 +276,12 @@ fn bootstrap_admin(store: &Store) -> anyhow::Result<Option<String>> {
     match from_env {
         Some(token) => {
             store
-                .import_token(ADMIN_USER, "SPACEPORT_ADMIN_TOKEN", TokenScope::Write, &token)
+                .import_token(
+                    ADMIN_USER,
+                    "SPACEPORT_ADMIN_TOKEN",
+                    TokenScope::Write,
+                    &token,
+                )
                 .context("failed to use SPACEPORT_ADMIN_TOKEN")?;
             Ok(None)
         }

@@ -361,6 +361,34 @@ impl ContainerEngine for DockerEngine {
         }
     }
 
+    async fn copy_out(&self, id: &str, path: &str, dest: &Path, max_bytes: u64) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(id, Some(options));
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| EngineError::Api(format!("failed to create {}: {e}", dest.display())))?;
+        let mut written = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(api)?;
+            written += chunk.len() as u64;
+            if written > max_bytes {
+                return Err(EngineError::Api(format!(
+                    "{path} is larger than the {max_bytes} bytes allowed"
+                )));
+            }
+            file.write_all(&chunk).await.map_err(|e| {
+                EngineError::Api(format!("failed to write {}: {e}", dest.display()))
+            })?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| EngineError::Api(format!("failed to write {}: {e}", dest.display())))?;
+        Ok(())
+    }
+
     async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
         match self
             .docker

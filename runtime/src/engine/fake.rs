@@ -24,6 +24,8 @@ pub enum EngineCall {
     Start(String),
     Stop(String),
     Remove(String),
+    /// A copy out of a container: its id and the path.
+    CopyOut(String, String),
 }
 
 /// What the next build does.
@@ -301,6 +303,15 @@ impl ContainerEngine for FakeEngine {
         });
         self.bump();
         Ok(())
+    }
+
+    async fn copy_out(&self, id: &str, path: &str, dest: &std::path::Path, _: u64) -> Result<()> {
+        self.with(|s| {
+            s.calls
+                .push(EngineCall::CopyOut(id.to_owned(), path.to_owned()))
+        });
+        // An empty tar: two zero blocks.
+        std::fs::write(dest, [0u8; 1024]).map_err(|e| EngineError::Api(e.to_string()))
     }
 
     async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {

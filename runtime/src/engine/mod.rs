@@ -153,6 +153,16 @@ pub trait ContainerEngine: Send + Sync + 'static {
         labels: &[(String, String)],
     ) -> impl Future<Output = Result<Vec<ContainerInfo>>> + Send;
 
+    /// Writes a tar of `path` in a container's filesystem (created, not
+    /// necessarily started) to the file `dest`; at most `max_bytes`.
+    fn copy_out(
+        &self,
+        id: &str,
+        path: &str,
+        dest: &std::path::Path,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// Sends the container's output line by line from `since` (unix
     /// seconds, 0 for all) until the container stops.
     fn follow_logs(

@@ -37,7 +37,11 @@ impl<E: ContainerEngine> Hub<E> {
     /// A build in flight for an older state is cancelled.
     pub fn request_deploy(&self, space: &SpaceId, reason: Reason) {
         let entry = self.entry(space);
-        if let Some(b) = entry.build.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+        if let Some(b) = entry
+            .build
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
             && b.outcome().is_none()
         {
             b.cancel("superseded by a newer deploy");
@@ -177,10 +181,70 @@ impl<E: ContainerEngine> Hub<E> {
                     }
                 }
             }
-            BuildPlan::Static(_) => {
-                let msg = "app_build_command is not supported on this hub yet: commit the built files and point app_file at them".to_string();
-                entry.set_phase(Some((Stage::BuildError, Some(msg.clone()))));
-                Err(msg)
+            BuildPlan::Static(site) => {
+                // app_build_command: build in a container, then serve what
+                // it left in the app folder.
+                let Some(image) = site.build.clone() else {
+                    unreachable!("the arm above takes sites without a build")
+                };
+                entry.set_phase(Some((Stage::Building, None)));
+                let handle = self.inner.builder.start(BuildRequest {
+                    space: space.clone(),
+                    commit: commit.clone(),
+                    folder: tree.clone(),
+                    image,
+                    secrets: Default::default(),
+                    no_cache: reason == Reason::FactoryRebuild,
+                });
+                *entry.build.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
+                entry.bump();
+                let tag = match handle.wait().await {
+                    BuildOutcome::Built { tag } => tag,
+                    BuildOutcome::Cancelled { reason } => {
+                        return Err(format!("build cancelled: {reason}"));
+                    }
+                    other => {
+                        let why = describe(&other);
+                        entry.set_phase(Some(failed_build_phase(&entry, &why)));
+                        return Err(why);
+                    }
+                };
+                let built = match self.copy_built_site(space, &commit, &tag).await {
+                    Ok(dir) => dir,
+                    Err(e) => {
+                        handle.log.push(format!("===== Build Failed: {e} ====="));
+                        entry.set_phase(Some(failed_build_phase(&entry, &e)));
+                        return Err(e);
+                    }
+                };
+                let root = built.join(&site.root);
+                if !root.join(&site.index).is_file() {
+                    let msg = format!(
+                        "app_build_command finished but left no {}/{} in the app folder",
+                        site.root, site.index
+                    );
+                    handle.log.push(format!("===== Build Failed: {msg} ====="));
+                    entry.set_phase(Some(failed_build_phase(&entry, &msg)));
+                    return Err(msg);
+                }
+                match self.inner.statics.serve(space, &root, &site.index).await {
+                    Ok(_) => {
+                        entry.set_phase(None);
+                        let was = entry.serving();
+                        entry.set_serving(Serving::Static(commit.clone()));
+                        if was == Serving::Container {
+                            let _ = self.inner.runner.stop(space).await;
+                        }
+                        self.refresh_routes();
+                        self.prune_trees(space, &commit);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let msg = format!("failed to serve the files: {e}");
+                        entry.set_phase(Some((Stage::RuntimeError, Some(msg.clone()))));
+                        Err(msg)
+                    }
+                }
             }
             BuildPlan::Image(image) => {
                 entry.set_phase(None);
@@ -288,7 +352,8 @@ impl<E: ContainerEngine> Hub<E> {
         if tree.is_dir() {
             return Ok(tree);
         }
-        std::fs::create_dir_all(&dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
         let tmp = tempfile::Builder::new()
             .prefix(".export-")
             .tempdir_in(&dir)
@@ -301,6 +366,74 @@ impl<E: ContainerEngine> Hub<E> {
         let path = tmp.keep();
         std::fs::rename(&path, &tree).map_err(|e| format!("failed to keep the export: {e}"))?;
         Ok(tree)
+    }
+
+    /// Copies the app folder out of a static Space's build image into
+    /// `trees/<commit>.built/`; returns the folder holding the app's files.
+    async fn copy_built_site(
+        &self,
+        space: &SpaceId,
+        commit: &str,
+        tag: &str,
+    ) -> Result<PathBuf, String> {
+        use crate::engine::ContainerSpec;
+        const MAX_SITE_BYTES: u64 = 2 << 30;
+        let engine = self.inner.builder.engine().clone();
+        let dir = self.trees_dir(space);
+        let dest = dir.join(format!("{commit}.built"));
+        if dest.is_dir() {
+            return Ok(dest.join("app"));
+        }
+        let scratch = tempfile::Builder::new()
+            .prefix(".built-")
+            .tempdir_in(&dir)
+            .map_err(|e| format!("failed to create a folder for the built site: {e}"))?;
+        let spec = ContainerSpec {
+            name: format!(
+                "{}-site-{}",
+                crate::run::container_name(space, commit),
+                &commit[..commit.len().min(8)]
+            ),
+            image: tag.to_owned(),
+            labels: [(crate::build::SPACE_LABEL.to_owned(), space.to_string())].into(),
+            ..ContainerSpec::default()
+        };
+        let id = engine
+            .create_container(&spec)
+            .await
+            .map_err(|e| format!("failed to open the built image: {e}"))?;
+        let archive = scratch.path().join("site.tar");
+        let copied = engine
+            .copy_out(
+                &id,
+                crate::plan::dockerfile::APP_DIR,
+                &archive,
+                MAX_SITE_BYTES,
+            )
+            .await;
+        let _ = engine.remove_container(&id).await;
+        copied.map_err(|e| format!("failed to copy the built site out: {e}"))?;
+        let files = scratch.path().join("files");
+        let unpack = files.clone();
+        tokio::task::spawn_blocking(move || {
+            let tar = std::fs::File::open(&archive)?;
+            crate::repos::extract_tar(
+                std::io::BufReader::new(tar),
+                &unpack,
+                crate::repos::ExportLimits {
+                    max_bytes: MAX_SITE_BYTES,
+                    max_entries: 200_000,
+                },
+            )
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+        })
+        .await
+        .map_err(|e| format!("the unpacking task failed: {e}"))?
+        .map_err(|e| format!("failed to unpack the built site: {e}"))?;
+        std::fs::rename(&files, &dest)
+            .map_err(|e| format!("failed to keep the built site: {e}"))?;
+        Ok(dest.join("app"))
     }
 
     /// Removes exported trees other than `keep` and the one serving now.
@@ -320,10 +453,26 @@ impl<E: ContainerEngine> Hub<E> {
             let in_use = serving_static
                 .as_ref()
                 .is_some_and(|p| p.starts_with(name.as_ref()));
-            if name != keep && !in_use && !name.starts_with('.') {
+            let ours = name == keep || name.strip_suffix(".built") == Some(keep);
+            if !ours && !in_use && !name.starts_with('.') {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
+    }
+}
+
+/// The stage after a failed build of a static Space: BUILD_ERROR, unless
+/// an older version still serves (it keeps serving, as container Spaces do,
+/// and the message says why the new one is not there).
+fn failed_build_phase(entry: &SpaceEntry, why: &str) -> (Stage, Option<String>) {
+    match entry.serving() {
+        Serving::Static(_) => (
+            Stage::Running,
+            Some(format!(
+                "build failed: {why}; the previous version still serves"
+            )),
+        ),
+        _ => (Stage::BuildError, Some(format!("build failed: {why}"))),
     }
 }
 

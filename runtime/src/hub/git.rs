@@ -70,7 +70,10 @@ fn git_error(e: repos::RepoError) -> Response {
 }
 
 /// The caller, with a bad token answered by git's 401 challenge.
-fn caller_or_challenge<E: ContainerEngine>(hub: &Hub<E>, headers: &HeaderMap) -> Result<Caller, Response> {
+fn caller_or_challenge<E: ContainerEngine>(
+    hub: &Hub<E>,
+    headers: &HeaderMap,
+) -> Result<Caller, Response> {
     match super::api::auth::request_token(headers) {
         None => Ok(Caller(None)),
         Some(token) => match hub.store().authenticate(&token) {
@@ -128,7 +131,8 @@ async fn upload_pack<E: ContainerEngine>(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let repo = match repo_id(kind, &owner, &name).and_then(|id| readable(&hub, &caller, kind, &id)) {
+    let repo = match repo_id(kind, &owner, &name).and_then(|id| readable(&hub, &caller, kind, &id))
+    {
         Ok(r) => r,
         Err(e) => return refuse(e, &caller),
     };
@@ -148,12 +152,11 @@ async fn receive_pack<E: ContainerEngine>(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let (repo, who) = match repo_id(kind, &owner, &name)
-        .and_then(|id| writable(&hub, &caller, kind, &id))
-    {
-        Ok(r) => r,
-        Err(e) => return refuse(e, &caller),
-    };
+    let (repo, who) =
+        match repo_id(kind, &owner, &name).and_then(|id| writable(&hub, &caller, kind, &id)) {
+            Ok(r) => r,
+            Err(e) => return refuse(e, &caller),
+        };
     let mut push = PushContext::new(who.user.name.clone());
     if kind == RepoKind::Space {
         push = push
@@ -191,4 +194,3 @@ async fn receive_pack<E: ContainerEngine>(
     }
     response
 }
-

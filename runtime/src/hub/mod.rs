@@ -169,7 +169,10 @@ impl SpaceEntry {
     }
 
     pub(crate) fn serving(&self) -> Serving {
-        self.serving.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.serving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn set_serving(&self, s: Serving) {

@@ -35,7 +35,8 @@ impl AnalyticsSink for StoreSink {
     fn record(&self, reports: Vec<SpaceReport>) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let store = self.0.clone();
-            let result = tokio::task::spawn_blocking(move || store.record_analytics(&reports)).await;
+            let result =
+                tokio::task::spawn_blocking(move || store.record_analytics(&reports)).await;
             match result {
                 Ok(Err(e)) => tracing::warn!(error = %e, "failed to store usage reports"),
                 Err(e) => tracing::warn!(error = %e, "the usage report task failed"),

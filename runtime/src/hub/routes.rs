@@ -14,11 +14,7 @@ impl<E: ContainerEngine> Hub<E> {
     pub(crate) fn route_of(&self, repo: &Repo) -> Route {
         let space = &repo.id;
         let entry = self.entry(space);
-        let meta = entry
-            .meta
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let meta = entry.meta.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut route = Route::new(space.to_route_id(), "127.0.0.1:1");
         route.upstreams.clear();
         route.visibility = repo.visibility;
@@ -40,10 +36,9 @@ impl<E: ContainerEngine> Hub<E> {
             Serving::Container => {
                 if let Some(status) = self.inner.runner.status(space) {
                     if let Some(port) = status.host_port {
-                        route.upstreams.push(format!(
-                            "{}:{port}",
-                            self.inner.runner_bind_ip()
-                        ));
+                        route
+                            .upstreams
+                            .push(format!("{}:{port}", self.inner.runner_bind_ip()));
                     }
                     let up = matches!(
                         status.stage,
@@ -62,11 +57,7 @@ impl<E: ContainerEngine> Hub<E> {
     /// Rebuilds the proxy's table from every Space.
     pub fn refresh_routes(&self) {
         let Some(proxy) = self.proxy() else { return };
-        let _one_at_a_time = self
-            .inner
-            .routing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = self.inner.routing.lock().unwrap_or_else(|p| p.into_inner());
         let repos = match self.inner.store.repos(RepoKind::Space) {
             Ok(r) => r,
             Err(e) => {

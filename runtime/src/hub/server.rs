@@ -56,8 +56,12 @@ async fn dispatch(
         return Ok(resp.map(Body::new));
     }
     let mut req = req.map(Body::new);
-    req.extensions_mut().insert(axum::extract::ConnectInfo(conn.peer));
-    Ok(hub.oneshot(req).await.unwrap_or_else(|never| match never {}))
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(conn.peer));
+    Ok(hub
+        .oneshot(req)
+        .await
+        .unwrap_or_else(|never| match never {}))
 }
 
 /// Serves the hub and its Spaces on `listener` until `shutdown` resolves,
@@ -106,7 +110,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(?drain, "drain timed out; closing remaining connections");
     }
     Ok(())

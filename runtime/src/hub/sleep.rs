@@ -183,7 +183,10 @@ mod tests {
     fn sleeps_only_when_idle_long_enough_with_nothing_open() {
         assert!(should_sleep(60, &activity(61, 0, 0)));
         assert!(!should_sleep(60, &activity(59, 0, 0)));
-        assert!(!should_sleep(60, &activity(600, 1, 0)), "a request in flight");
+        assert!(
+            !should_sleep(60, &activity(600, 1, 0)),
+            "a request in flight"
+        );
         assert!(!should_sleep(60, &activity(600, 0, 1)), "a websocket open");
         assert!(!should_sleep(-1, &activity(1_000_000, 0, 0)), "never");
         assert!(!should_sleep(0, &activity(1_000_000, 0, 0)));

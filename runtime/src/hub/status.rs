@@ -82,7 +82,10 @@ impl<E: ContainerEngine> Hub<E> {
             .unwrap_or_else(|| self.inner.config.plan.default_flavor.clone());
         let current = matches!(
             stage,
-            Stage::Running | Stage::RunningBuilding | Stage::RunningAppStarting | Stage::AppStarting
+            Stage::Running
+                | Stage::RunningBuilding
+                | Stage::RunningAppStarting
+                | Stage::AppStarting
         )
         .then(|| match serving {
             Serving::Static(_) => self.inner.config.plan.default_flavor.clone(),

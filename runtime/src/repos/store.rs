@@ -281,7 +281,10 @@ impl RepoStore {
     ) -> Result<Option<Vec<u8>>> {
         let sha = self.resolve(kind, id, rev).await?;
         let path = self.existing(kind, id)?;
-        if file.is_empty() || file.starts_with('/') || file.split('/').any(|p| p == ".." || p.is_empty()) {
+        if file.is_empty()
+            || file.starts_with('/')
+            || file.split('/').any(|p| p == ".." || p.is_empty())
+        {
             return Ok(None);
         }
         let object = format!("{sha}:{file}");
@@ -290,7 +293,10 @@ impl RepoStore {
         let Ok(size) = run(cmd, "cat-file").await else {
             return Ok(None);
         };
-        let size: u64 = String::from_utf8_lossy(&size.stdout).trim().parse().unwrap_or(u64::MAX);
+        let size: u64 = String::from_utf8_lossy(&size.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(u64::MAX);
         if size > max_bytes {
             return Err(RepoError::BadRequest(format!(
                 "{file} is {size} bytes, more than the {max_bytes} read here"
@@ -318,7 +324,8 @@ impl RepoStore {
             .map_err(|e| RepoError::io("create", &self.root.join(".tmp"), e))?;
         let index = scratch.path().join("index");
         let with_tree = |cmd: &mut Command| {
-            cmd.env("GIT_INDEX_FILE", &index).env("GIT_WORK_TREE", folder);
+            cmd.env("GIT_INDEX_FILE", &index)
+                .env("GIT_WORK_TREE", folder);
         };
         let mut cmd = self.git_in(&path);
         with_tree(&mut cmd);

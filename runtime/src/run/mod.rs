@@ -1067,7 +1067,11 @@ async fn supervise<E: ContainerEngine>(
                 // The new version takes over first (its address is
                 // published to whoever routes), then the old one drains
                 // and goes: no window where the Space's URL fails.
-                let replaced = if is_live { None } else { promote(&slot, generation) };
+                let replaced = if is_live {
+                    None
+                } else {
+                    promote(&slot, generation)
+                };
                 slot.update(|s| {
                     s.stage = Stage::Running;
                     s.message = None;

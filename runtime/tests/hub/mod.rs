@@ -53,11 +53,15 @@ pub const BASE_IMAGE: &str = "spaceport/python-base:bookworm";
 
 /// Docker, and the local Python base image the test Spaces build FROM.
 pub fn docker_ready() -> bool {
-    require(docker_available(), "no Docker engine answers (docker info failed)")
-        && require(
-            image_exists(BASE_IMAGE),
-            &format!("the base image {BASE_IMAGE} is missing (runtime/scripts/base-image.sh builds it)"),
-        )
+    require(
+        docker_available(),
+        "no Docker engine answers (docker info failed)",
+    ) && require(
+        image_exists(BASE_IMAGE),
+        &format!(
+            "the base image {BASE_IMAGE} is missing (runtime/scripts/base-image.sh builds it)"
+        ),
+    )
 }
 
 fn free_port() -> u16 {
@@ -138,7 +142,11 @@ impl Hub {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("spaceport up exited with {status}:\n{}", self.logs());
             }
-            assert!(Instant::now() < deadline, "spaceport up did not answer within 60 s:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "spaceport up did not answer within 60 s:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -164,7 +172,13 @@ impl Hub {
         let label: String = space
             .replace('/', "-")
             .chars()
-            .map(|c| if c == '_' || c == '.' { '-' } else { c.to_ascii_lowercase() })
+            .map(|c| {
+                if c == '_' || c == '.' {
+                    '-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
             .collect();
         format!("{label}.localhost:{}", self.port)
     }
@@ -178,14 +192,15 @@ impl Hub {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<(u16, http::HeaderMap, Vec<u8>), String> {
-        let client: Client<_, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base()));
         if let Some(h) = host {
             // Space requests look like a browser's page loads (they count as visits).
-            req = req.header("host", h).header("accept", "text/html,*/*;q=0.8");
+            req = req
+                .header("host", h)
+                .header("accept", "text/html,*/*;q=0.8");
         }
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
@@ -224,9 +239,21 @@ impl Hub {
         self.api_as(ADMIN_TOKEN, method, path, body).await
     }
 
-    pub async fn api_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn api_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let (status, _, bytes) = self
-            .request(method, path, None, Some(token), body.map(|b| b.to_string().into_bytes()))
+            .request(
+                method,
+                path,
+                None,
+                Some(token),
+                body.map(|b| b.to_string().into_bytes()),
+            )
             .await
             .unwrap_or_else(|e| panic!("{method} {path} failed: {e}"));
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -254,7 +281,9 @@ impl Hub {
     }
 
     pub async fn stage(&self, space: &str) -> (String, Value) {
-        let (status, body) = self.api("GET", &format!("/api/spaces/{space}/runtime"), None).await;
+        let (status, body) = self
+            .api("GET", &format!("/api/spaces/{space}/runtime"), None)
+            .await;
         assert_eq!(status, 200, "runtime of {space}: {body}");
         (body["stage"].as_str().unwrap_or_default().to_owned(), body)
     }
@@ -310,7 +339,12 @@ impl Drop for Hub {
 pub fn remove_spaces(spaces: &[&str]) {
     for space in spaces {
         let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &format!("label=dev.spaceport.space={space}")])
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=dev.spaceport.space={space}"),
+            ])
             .output();
         if let Ok(out) = out {
             for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
@@ -396,12 +430,17 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 pub fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
 }
 
 impl Hub {
     /// The git URL of a Space with credentials in it.
     pub fn git_url(&self, space: &str, token: &str) -> String {
-        format!("http://hf_user:{token}@127.0.0.1:{}/spaces/{space}", self.port)
+        format!(
+            "http://hf_user:{token}@127.0.0.1:{}/spaces/{space}",
+            self.port
+        )
     }
 }

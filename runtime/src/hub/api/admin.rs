@@ -147,7 +147,9 @@ pub async fn create_org<E: ContainerEngine>(
     JsonBody(body): JsonBody<NewOrg>,
 ) -> ApiResult<Json<Value>> {
     let who = caller.writer()?.clone();
-    let org = hub.store().create_org(&body.name, body.fullname.as_deref())?;
+    let org = hub
+        .store()
+        .create_org(&body.name, body.fullname.as_deref())?;
     hub.store()
         .add_member(&org.name, &who.user.name, OrgRole::Admin)?;
     Ok(Json(json!({ "name": org.name })))
@@ -189,7 +191,9 @@ pub async fn add_member<E: ContainerEngine>(
         }
     };
     hub.store().add_member(&org, &body.user, role)?;
-    Ok(Json(json!({ "org": org, "user": body.user, "role": role_str(role) })))
+    Ok(Json(
+        json!({ "org": org, "user": body.user, "role": role_str(role) }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,5 +215,7 @@ pub async fn create_token<E: ContainerEngine>(
     let scope = parse_scope(body.role.as_deref())?;
     let label = body.label.unwrap_or_else(|| "token".into());
     let (info, token) = hub.store().create_token(&who.user.name, &label, scope)?;
-    Ok(Json(json!({ "token": token, "role": scope_str(info.scope), "label": info.label })))
+    Ok(Json(
+        json!({ "token": token, "role": scope_str(info.scope), "label": info.label }),
+    ))
 }

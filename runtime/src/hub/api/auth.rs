@@ -50,7 +50,10 @@ pub fn request_token(headers: &http::HeaderMap) -> Option<String> {
         {
             return Some(t.trim().to_owned());
         }
-        if let Some(b) = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")) {
+        if let Some(b) = v
+            .strip_prefix("Basic ")
+            .or_else(|| v.strip_prefix("basic "))
+        {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(b.trim())
                 .ok()?;

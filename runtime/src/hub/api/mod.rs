@@ -64,7 +64,10 @@ impl ApiError {
     }
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error in the API");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {e}"),
+        )
     }
 }
 
@@ -82,7 +85,10 @@ impl From<crate::state::StateError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(serde_json::json!({ "error": self.message })))
+        let mut resp = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
             .into_response();
         // Header values cannot carry newlines or non-ASCII: keep the first line.
         let first: String = self
@@ -91,7 +97,13 @@ impl IntoResponse for ApiError {
             .next()
             .unwrap_or_default()
             .chars()
-            .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '?'
+                }
+            })
             .collect();
         if let Ok(v) = HeaderValue::from_str(&first) {
             resp.headers_mut().insert("x-error-message", v);
@@ -152,16 +164,31 @@ pub fn router<E: ContainerEngine>() -> Router<Hub<E>> {
             "/api/models/{owner}/{name}/revision/{*rev}",
             get(repos::model_info_at::<E>),
         )
-        .route("/api/datasets/{owner}/{name}", get(repos::dataset_info::<E>))
+        .route(
+            "/api/datasets/{owner}/{name}",
+            get(repos::dataset_info::<E>),
+        )
         .route(
             "/api/datasets/{owner}/{name}/revision/{*rev}",
             get(repos::dataset_info_at::<E>),
         )
-        .route("/api/spaces/{owner}/{name}/runtime", get(spaces::runtime::<E>))
-        .route("/api/spaces/{owner}/{name}/hardware", post(spaces::hardware::<E>))
-        .route("/api/spaces/{owner}/{name}/sleeptime", post(spaces::sleeptime::<E>))
+        .route(
+            "/api/spaces/{owner}/{name}/runtime",
+            get(spaces::runtime::<E>),
+        )
+        .route(
+            "/api/spaces/{owner}/{name}/hardware",
+            post(spaces::hardware::<E>),
+        )
+        .route(
+            "/api/spaces/{owner}/{name}/sleeptime",
+            post(spaces::sleeptime::<E>),
+        )
         .route("/api/spaces/{owner}/{name}/pause", post(spaces::pause::<E>))
-        .route("/api/spaces/{owner}/{name}/restart", post(spaces::restart::<E>))
+        .route(
+            "/api/spaces/{owner}/{name}/restart",
+            post(spaces::restart::<E>),
+        )
         .route(
             "/api/spaces/{owner}/{name}/secrets",
             get(spaces::secrets::<E>)
@@ -174,11 +201,23 @@ pub fn router<E: ContainerEngine>() -> Router<Hub<E>> {
                 .post(spaces::add_variable::<E>)
                 .delete(spaces::delete_variable::<E>),
         )
-        .route("/api/spaces/{owner}/{name}/logs/{which}", get(logs::logs::<E>))
-        .route("/api/spaces/{owner}/{name}/analytics", get(spaces::analytics::<E>))
+        .route(
+            "/api/spaces/{owner}/{name}/logs/{which}",
+            get(logs::logs::<E>),
+        )
+        .route(
+            "/api/spaces/{owner}/{name}/analytics",
+            get(spaces::analytics::<E>),
+        )
         .route("/api/spaces/hardware", get(spaces::hardware_list::<E>))
-        .route("/api/admin/users", post(admin::create_user::<E>).get(admin::list_users::<E>))
+        .route(
+            "/api/admin/users",
+            post(admin::create_user::<E>).get(admin::list_users::<E>),
+        )
         .route("/api/admin/orgs", post(admin::create_org::<E>))
-        .route("/api/admin/orgs/{org}/members", post(admin::add_member::<E>))
+        .route(
+            "/api/admin/orgs/{org}/members",
+            post(admin::add_member::<E>),
+        )
         .route("/api/tokens", post(admin::create_token::<E>))
 }

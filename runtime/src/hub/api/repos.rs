@@ -121,9 +121,8 @@ pub async fn create<E: ContainerEngine>(
             ));
         }
     };
-    let id = SpaceId::parse(&format!("{owner}/{name}")).map_err(|e| {
-        ApiError::bad_request(format!("invalid repo name '{owner}/{name}': {e}"))
-    })?;
+    let id = SpaceId::parse(&format!("{owner}/{name}"))
+        .map_err(|e| ApiError::bad_request(format!("invalid repo name '{owner}/{name}': {e}")))?;
     if hub.store().owner(id.owner())?.is_none() {
         return Err(ApiError::new(
             http::StatusCode::NOT_FOUND,
@@ -199,7 +198,9 @@ pub async fn create<E: ContainerEngine>(
     let repo = hub.store().create_repo(new)?;
     if let Err(e) = hub.repos().create(kind, &repo.id).await {
         let _ = hub.store().delete_repo(kind, &repo.id);
-        return Err(ApiError::internal(format!("failed to create the git repo: {e}")));
+        return Err(ApiError::internal(format!(
+            "failed to create the git repo: {e}"
+        )));
     }
     for s in body.secrets.unwrap_or_default() {
         hub.store()
@@ -342,7 +343,12 @@ fn summary_json<E: ContainerEngine>(hub: &Hub<E>, repo: &Repo) -> Value {
     if repo.kind == RepoKind::Space {
         v["sdk"] = Value::from(repo.settings.sdk.clone());
         v["subdomain"] = Value::from(repo.id.host_label());
-        v["host"] = Value::from(hub.config().space_url(&repo.id).trim_end_matches('/').to_string());
+        v["host"] = Value::from(
+            hub.config()
+                .space_url(&repo.id)
+                .trim_end_matches('/')
+                .to_string(),
+        );
         v["runtime"] = super::spaces::runtime_json(hub, repo);
     }
     v
@@ -448,7 +454,12 @@ impl<E: ContainerEngine> Hub<E> {
     /// Stops everything of a Space that is being deleted.
     pub async fn remove_space(&self, space: &SpaceId) {
         let entry = self.entry(space);
-        if let Some(b) = entry.build.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(b) = entry
+            .build
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             b.cancel("the Space was deleted");
         }
         self.inner.statics.stop(space);

@@ -78,14 +78,12 @@ pub async fn hardware<E: ContainerEngine>(
         check_sleep(s)?;
     }
     let changed = repo.settings.hardware.as_deref() != Some(body.flavor.as_str());
-    let repo = hub
-        .store()
-        .update_repo(RepoKind::Space, &repo.id, |s| {
-            s.hardware = Some(body.flavor.clone());
-            if let Some(t) = body.sleep_time_seconds {
-                s.sleep_time = Some(t);
-            }
-        })?;
+    let repo = hub.store().update_repo(RepoKind::Space, &repo.id, |s| {
+        s.hardware = Some(body.flavor.clone());
+        if let Some(t) = body.sleep_time_seconds {
+            s.sleep_time = Some(t);
+        }
+    })?;
     if changed && !repo.settings.paused {
         hub.request_deploy(&repo.id, Reason::Restart);
     }
@@ -315,7 +313,12 @@ impl<E: ContainerEngine> Hub<E> {
             .store()
             .update_repo(RepoKind::Space, space, |s| s.paused = true)?;
         let entry = self.entry(&repo.id);
-        if let Some(b) = entry.build.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(b) = entry
+            .build
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             b.cancel("the Space was paused");
         }
         self.inner.statics.stop(&repo.id);
