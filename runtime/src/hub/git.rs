@@ -73,13 +73,13 @@ fn git_error(e: repos::RepoError) -> Response {
 fn caller_or_challenge<E: ContainerEngine>(
     hub: &Hub<E>,
     headers: &HeaderMap,
-) -> Result<Caller, Response> {
+) -> Result<Caller, Box<Response>> {
     match super::api::auth::request_token(headers) {
         None => Ok(Caller(None)),
         Some(token) => match hub.store().authenticate(&token) {
             Ok(Some((user, token))) => Ok(Caller(Some(super::api::auth::Identity { user, token }))),
-            Ok(None) => Err(repos::unauthorized()),
-            Err(e) => Err(super::api::ApiError::internal(e).into_response()),
+            Ok(None) => Err(Box::new(repos::unauthorized())),
+            Err(e) => Err(Box::new(super::api::ApiError::internal(e).into_response())),
         },
     }
 }
@@ -93,7 +93,7 @@ async fn info_refs<E: ContainerEngine>(
 ) -> Response {
     let caller = match caller_or_challenge(&hub, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(service) = q.service else {
         return (
@@ -129,7 +129,7 @@ async fn upload_pack<E: ContainerEngine>(
 ) -> Response {
     let caller = match caller_or_challenge(&hub, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let repo = match repo_id(kind, &owner, &name).and_then(|id| readable(&hub, &caller, kind, &id))
     {
@@ -150,7 +150,7 @@ async fn receive_pack<E: ContainerEngine>(
 ) -> Response {
     let caller = match caller_or_challenge(&hub, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (repo, who) =
         match repo_id(kind, &owner, &name).and_then(|id| writable(&hub, &caller, kind, &id)) {

@@ -321,7 +321,7 @@ impl RepoStore {
         let scratch = tempfile::Builder::new()
             .prefix("import-")
             .tempdir_in(self.root.join(".tmp"))
-            .map_err(|e| RepoError::io("create", &self.root.join(".tmp"), e))?;
+            .map_err(|e| RepoError::io("create", self.root.join(".tmp"), e))?;
         let index = scratch.path().join("index");
         let with_tree = |cmd: &mut Command| {
             cmd.env("GIT_INDEX_FILE", &index)

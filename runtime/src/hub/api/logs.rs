@@ -37,14 +37,12 @@ fn event(line: &str) -> Event {
 pub fn follow(book: &LogBook) -> impl Stream<Item = String> + Send + 'static {
     let (history, rx) = book.subscribe();
     let live = stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(line) => return Some((line, rx)),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    return Some((format!("[{n} lines skipped: the reader was too slow]"), rx));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+        match rx.recv().await {
+            Ok(line) => Some((line, rx)),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                Some((format!("[{n} lines skipped: the reader was too slow]"), rx))
             }
+            Err(broadcast::error::RecvError::Closed) => None,
         }
     });
     stream::iter(history).chain(live)
