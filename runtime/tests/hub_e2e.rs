@@ -698,3 +698,134 @@ async fn a_static_space_with_a_build_command_serves_what_the_build_made() {
     let (_, build) = hub.logs_of(space, "build").await;
     assert!(build.contains("Build Failed"), "{build}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organization_members_manage_its_spaces_and_read_tokens_only_read() {
+    let git = Git::new();
+    let hub = Hub::start(&[]).await;
+    let (s, bob) = hub
+        .api("POST", "/api/admin/users", Some(json!({"name": "bob"})))
+        .await;
+    assert_eq!(s, 200, "{bob}");
+    let bob = bob["token"].as_str().unwrap().to_owned();
+    let (s, carol) = hub
+        .api("POST", "/api/admin/users", Some(json!({"name": "carol"})))
+        .await;
+    assert_eq!(s, 200, "{carol}");
+    let carol = carol["token"].as_str().unwrap().to_owned();
+    // Bob makes an organization (he is its admin) and adds Carol as a reader.
+    let (s, org) = hub
+        .api_as(
+            &bob,
+            "POST",
+            "/api/admin/orgs",
+            Some(json!({"name": "lab"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{org}");
+    let (s, m) = hub
+        .api_as(
+            &bob,
+            "POST",
+            "/api/admin/orgs/lab/members",
+            Some(json!({"user": "carol", "role": "read"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{m}");
+    let (_, who) = hub.api_as(&carol, "GET", "/api/whoami-v2", None).await;
+    assert_eq!(who["orgs"][0]["name"], "lab", "{who}");
+
+    // Bob creates a private Space of the organization and pushes to it.
+    let (s, created) = hub
+        .api_as(&bob, "POST", "/api/repos/create", Some(json!({"name": "tool", "organization": "lab", "type": "space", "sdk": "static", "private": true})))
+        .await;
+    assert_eq!(s, 200, "{created}");
+    let space = "lab/tool";
+    let work = git.repo(&hub.git_url(space, &bob), &example("static-hello"));
+    git.ok(work.path(), &["push", "origin", "main"]);
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60))
+        .await;
+
+    // Carol (read member) sees it and may clone, but may not push or
+    // change settings.
+    let (s, _) = hub
+        .api_as(&carol, "GET", &format!("/api/spaces/{space}"), None)
+        .await;
+    assert_eq!(s, 200);
+    let clone = tempfile::tempdir().unwrap();
+    git.ok(
+        clone.path(),
+        &["clone", "-q", &hub.git_url(space, &carol), "c"],
+    );
+    let c = clone.path().join("c");
+    std::fs::write(c.join("extra.txt"), "carol was here\n").unwrap();
+    git.commit_all(&c, "carol");
+    let (ok, out) = git.run(&c, &["push", "origin", "main"]);
+    assert!(!ok, "a read member may not push:\n{out}");
+    let (s, _) = hub
+        .api_as(
+            &carol,
+            "POST",
+            &format!("/api/spaces/{space}/sleeptime"),
+            Some(json!({"seconds": 60})),
+        )
+        .await;
+    assert_eq!(s, 403);
+
+    // A read token of Bob's may read but not write.
+    let (s, t) = hub
+        .api_as(&bob, "POST", "/api/tokens", Some(json!({"role": "read"})))
+        .await;
+    assert_eq!(s, 200, "{t}");
+    let bob_read = t["token"].as_str().unwrap().to_owned();
+    let (s, _) = hub
+        .api_as(
+            &bob_read,
+            "GET",
+            &format!("/api/spaces/{space}/runtime"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = hub
+        .api_as(
+            &bob_read,
+            "POST",
+            &format!("/api/spaces/{space}/pause"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    git.ok(
+        &c,
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            &hub.git_url(space, &bob_read),
+        ],
+    );
+    let (ok, out) = git.run(&c, &["push", "origin", "main"]);
+    assert!(!ok, "a read token may not push:\n{out}");
+
+    // Someone outside the organization does not even see it.
+    let (s, dave) = hub
+        .api("POST", "/api/admin/users", Some(json!({"name": "dave"})))
+        .await;
+    assert_eq!(s, 200);
+    let dave = dave["token"].as_str().unwrap().to_owned();
+    let (s, _) = hub
+        .api_as(&dave, "GET", &format!("/api/spaces/{space}"), None)
+        .await;
+    assert_eq!(s, 404);
+    // Only admins create users.
+    let (s, _) = hub
+        .api_as(
+            &dave,
+            "POST",
+            "/api/admin/users",
+            Some(json!({"name": "eve"})),
+        )
+        .await;
+    assert_eq!(s, 403);
+}

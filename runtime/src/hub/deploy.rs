@@ -162,24 +162,8 @@ impl<E: ContainerEngine> Hub<E> {
         match &plan.build {
             BuildPlan::Static(site) if site.build.is_none() => {
                 let root = tree.join(&site.root);
-                match self.inner.statics.serve(space, &root, &site.index).await {
-                    Ok(_) => {
-                        entry.set_phase(None);
-                        let was = entry.serving();
-                        entry.set_serving(Serving::Static(commit.clone()));
-                        if was == Serving::Container {
-                            let _ = self.inner.runner.stop(space).await;
-                        }
-                        self.refresh_routes();
-                        self.prune_trees(space, &commit);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let msg = format!("failed to serve the files: {e}");
-                        entry.set_phase(Some((Stage::RuntimeError, Some(msg.clone()))));
-                        Err(msg)
-                    }
-                }
+                self.serve_static(&entry, space, &commit, &root, &site.index)
+                    .await
             }
             BuildPlan::Static(site) => {
                 // app_build_command: build in a container, then serve what
@@ -227,24 +211,8 @@ impl<E: ContainerEngine> Hub<E> {
                     entry.set_phase(Some(failed_build_phase(&entry, &msg)));
                     return Err(msg);
                 }
-                match self.inner.statics.serve(space, &root, &site.index).await {
-                    Ok(_) => {
-                        entry.set_phase(None);
-                        let was = entry.serving();
-                        entry.set_serving(Serving::Static(commit.clone()));
-                        if was == Serving::Container {
-                            let _ = self.inner.runner.stop(space).await;
-                        }
-                        self.refresh_routes();
-                        self.prune_trees(space, &commit);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let msg = format!("failed to serve the files: {e}");
-                        entry.set_phase(Some((Stage::RuntimeError, Some(msg.clone()))));
-                        Err(msg)
-                    }
-                }
+                self.serve_static(&entry, space, &commit, &root, &site.index)
+                    .await
             }
             BuildPlan::Image(image) => {
                 entry.set_phase(None);
@@ -300,6 +268,31 @@ impl<E: ContainerEngine> Hub<E> {
                 Ok(())
             }
         }
+    }
+
+    /// Serves a static Space's files (replacing whatever served before).
+    async fn serve_static(
+        &self,
+        entry: &SpaceEntry,
+        space: &SpaceId,
+        commit: &str,
+        root: &Path,
+        index: &str,
+    ) -> Result<(), String> {
+        if let Err(e) = self.inner.statics.serve(space, root, index).await {
+            let msg = format!("failed to serve the files: {e}");
+            entry.set_phase(Some((Stage::RuntimeError, Some(msg.clone()))));
+            return Err(msg);
+        }
+        entry.set_phase(None);
+        let was = entry.serving();
+        entry.set_serving(Serving::Static(commit.to_owned()));
+        if was == Serving::Container {
+            let _ = self.inner.runner.stop(space).await;
+        }
+        self.refresh_routes();
+        self.prune_trees(space, commit);
+        Ok(())
     }
 
     /// Keeps the route table in step with the runner's view of a Space.

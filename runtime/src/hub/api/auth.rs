@@ -160,3 +160,45 @@ pub fn writable<E: ContainerEngine>(
     }
     Ok((repo, who))
 }
+
+/// The `{owner}` and `{name}` of a Space route.
+async fn space_path<E: ContainerEngine>(parts: &mut Parts, hub: &Hub<E>) -> ApiResult<SpaceId> {
+    let axum::extract::Path(params) = axum::extract::Path::<
+        std::collections::HashMap<String, String>,
+    >::from_request_parts(parts, hub)
+    .await
+    .map_err(|e| ApiError::bad_request(format!("invalid path: {e}")))?;
+    let (Some(owner), Some(name)) = (params.get("owner"), params.get("name")) else {
+        return Err(ApiError::bad_request("the path names no Space"));
+    };
+    repo_id(RepoKind::Space, owner, name)
+}
+
+/// A Space from the path that the caller may read (404 otherwise).
+#[derive(Debug, Clone)]
+pub struct ReadableSpace(pub Repo);
+
+impl<E: ContainerEngine> FromRequestParts<Hub<E>> for ReadableSpace {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Hub<E>) -> Result<Self, ApiError> {
+        let id = space_path(parts, hub).await?;
+        let caller = Caller::from_request_parts(parts, hub).await?;
+        readable(hub, &caller, RepoKind::Space, &id).map(ReadableSpace)
+    }
+}
+
+/// A Space from the path that the caller may change (404 when they may
+/// not see it, 403 when they may only see it).
+#[derive(Debug, Clone)]
+pub struct WritableSpace(pub Repo);
+
+impl<E: ContainerEngine> FromRequestParts<Hub<E>> for WritableSpace {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Hub<E>) -> Result<Self, ApiError> {
+        let id = space_path(parts, hub).await?;
+        let caller = Caller::from_request_parts(parts, hub).await?;
+        writable(hub, &caller, RepoKind::Space, &id).map(|(repo, _)| WritableSpace(repo))
+    }
+}

@@ -11,12 +11,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::broadcast;
 
-use super::auth::{Caller, repo_id, writable};
+use super::auth::WritableSpace;
 use super::{ApiError, ApiResult};
 use crate::build::LogBook;
 use crate::engine::ContainerEngine;
 use crate::hub::Hub;
-use crate::repos::RepoKind;
 
 /// Now, as the Hub writes log timestamps.
 pub fn log_timestamp(t: SystemTime) -> String {
@@ -50,11 +49,9 @@ pub fn follow(book: &LogBook) -> impl Stream<Item = String> + Send + 'static {
 
 pub async fn logs<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name, which)): Path<(String, String, String)>,
+    WritableSpace(repo): WritableSpace,
+    Path((_, _, which)): Path<(String, String, String)>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     let book = match which.as_str() {
         "build" => hub.build_log(&repo.id),
         "run" => hub.runner().logs(&repo.id),

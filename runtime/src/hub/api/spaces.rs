@@ -2,11 +2,11 @@
 //! restart, secrets and variables.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Caller, readable, repo_id, writable};
+use super::auth::{ReadableSpace, WritableSpace};
 use super::{ApiError, ApiResult, JsonBody};
 use crate::engine::ContainerEngine;
 use crate::hub::Hub;
@@ -39,15 +39,10 @@ pub fn runtime_json<E: ContainerEngine>(hub: &Hub<E>, repo: &Repo) -> Value {
     v
 }
 
-type SpacePath = Path<(String, String)>;
-
 pub async fn runtime<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    ReadableSpace(repo): ReadableSpace,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let repo = readable(&hub, &caller, RepoKind::Space, &id)?;
     Ok(Json(runtime_json(&hub, &repo)))
 }
 
@@ -61,12 +56,9 @@ pub struct HardwareRequest {
 
 pub async fn hardware<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    WritableSpace(repo): WritableSpace,
     JsonBody(body): JsonBody<HardwareRequest>,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     if hub.config().catalog.get(&body.flavor).is_none() {
         return Err(ApiError::bad_request(format!(
             "unknown hardware flavor '{}': this hub offers {}",
@@ -107,12 +99,9 @@ pub struct SleepRequest {
 
 pub async fn sleeptime<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    WritableSpace(repo): WritableSpace,
     JsonBody(body): JsonBody<SleepRequest>,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     check_sleep(body.seconds)?;
     let repo = hub.store().update_repo(RepoKind::Space, &repo.id, |s| {
         s.sleep_time = Some(body.seconds)
@@ -123,11 +112,8 @@ pub async fn sleeptime<E: ContainerEngine>(
 
 pub async fn pause<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    WritableSpace(repo): WritableSpace,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     let repo = hub.pause(&repo.id).await?;
     Ok(Json(runtime_json(&hub, &repo)))
 }
@@ -140,12 +126,9 @@ pub struct RestartQuery {
 
 pub async fn restart<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    WritableSpace(repo): WritableSpace,
     Query(q): Query<RestartQuery>,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     let factory = q
         .factory
         .as_deref()
@@ -170,11 +153,8 @@ pub struct KeyOnly {
 
 pub async fn secrets<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    WritableSpace(repo): WritableSpace,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     // Keyed by name; values are never returned.
     let mut map = serde_json::Map::new();
     for s in hub.store().secrets(&repo.id)? {
@@ -191,12 +171,9 @@ pub async fn secrets<E: ContainerEngine>(
 
 pub async fn add_secret<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    WritableSpace(repo): WritableSpace,
     JsonBody(body): JsonBody<KeyValue>,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     let value = body.value.unwrap_or_default();
     hub.store()
         .set_secret(&repo.id, &body.key, &value, body.description.as_deref())?;
@@ -206,12 +183,9 @@ pub async fn add_secret<E: ContainerEngine>(
 
 pub async fn delete_secret<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    WritableSpace(repo): WritableSpace,
     JsonBody(body): JsonBody<KeyOnly>,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     if hub.store().delete_secret(&repo.id, &body.key)? {
         hub.settings_changed(&repo.id);
     }
@@ -235,22 +209,16 @@ fn variables_json<E: ContainerEngine>(hub: &Hub<E>, repo: &Repo) -> ApiResult<Va
 
 pub async fn variables<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    WritableSpace(repo): WritableSpace,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     Ok(Json(variables_json(&hub, &repo)?))
 }
 
 pub async fn add_variable<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    WritableSpace(repo): WritableSpace,
     JsonBody(body): JsonBody<KeyValue>,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     let value = body
         .value
         .ok_or_else(|| ApiError::bad_request("a variable needs a \"value\""))?;
@@ -262,12 +230,9 @@ pub async fn add_variable<E: ContainerEngine>(
 
 pub async fn delete_variable<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    WritableSpace(repo): WritableSpace,
     JsonBody(body): JsonBody<KeyOnly>,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     if hub.store().delete_variable(&repo.id, &body.key)? {
         hub.settings_changed(&repo.id);
     }
@@ -392,12 +357,9 @@ fn day_json(d: &crate::state::DayStats) -> Value {
 /// visitors, requests by status class, bytes, wakes.
 pub async fn analytics<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
-    caller: Caller,
-    Path((owner, name)): SpacePath,
+    WritableSpace(repo): WritableSpace,
     Query(q): Query<AnalyticsQuery>,
 ) -> ApiResult<Json<Value>> {
-    let id = repo_id(RepoKind::Space, &owner, &name)?;
-    let (repo, _) = writable(&hub, &caller, RepoKind::Space, &id)?;
     let days = q.days.unwrap_or(30).clamp(1, 366);
     let stats = hub.store().analytics(&repo.id, days)?;
     let mut totals = json!({"visits": 0u64, "wakes": 0u64, "bytesIn": 0u64, "bytesOut": 0u64});
