@@ -145,13 +145,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             .with_context(|| format!("failed to read the flavors in {}", p.display()))?,
         None => FlavorCatalog::builtin(),
     };
+    // Everything that can fail without side effects comes first, so that a
+    // first start that fails does not leave an admin whose token nobody saw.
+    let engine = Arc::new(DockerEngine::connect().await.context(
+        "failed to reach the Docker engine (spaceport up runs Spaces as containers: start Docker, or set DOCKER_HOST)",
+    )?);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", args.listen))?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("failed to create {}", args.data_dir.display()))?;
     let store = Arc::new(Store::open(&args.data_dir).context("failed to open the database")?);
     let admin_token = bootstrap_admin(&store)?;
-    let engine = Arc::new(DockerEngine::connect().await.context(
-        "failed to reach the Docker engine (spaceport up runs Spaces as containers: start Docker, or set DOCKER_HOST)",
-    )?);
     let instance = instance_id(&store)?;
     let probe = NvmlProbe::new();
     let gpus = Arc::new(Mutex::new(GpuAllocator::new(probe.inventory())));
@@ -208,9 +213,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     .sink(StoreSink(store.clone()))
     .build()
     .context("invalid proxy settings")?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("failed to listen on {}", args.listen))?;
     hub.attach_proxy(proxy.clone());
     let adopted = hub
         .runner()
