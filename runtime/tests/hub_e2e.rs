@@ -579,16 +579,36 @@ async fn the_huggingface_hub_client_manages_spaces_on_the_hub() {
     ) {
         return;
     }
+    // A running docker Space, in which the client's changes must show.
+    let running = if hub::docker_ready() {
+        Some(TURN.lock().await)
+    } else {
+        None
+    };
     let hub = Hub::start(&[]).await;
     let (s, other) = hub
         .api("POST", "/api/admin/users", Some(json!({"name": "bob"})))
         .await;
     assert_eq!(s, 200, "{other}");
     let other = other["token"].as_str().unwrap().to_owned();
+    let effects = "admin/hf-effects";
+    if running.is_some() {
+        remove_spaces(&[effects]);
+        let git = Git::new();
+        hub.create_space(effects, "docker").await;
+        let work = git.repo(&hub.git_url(effects, ADMIN_TOKEN), &fixture("envspace"));
+        git.ok(work.path(), &["push", "origin", "main"]);
+        hub.wait_stage(effects, &["RUNNING"], Duration::from_secs(600))
+            .await;
+    }
     let endpoint = hub.base();
+    let with_running = running.is_some();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(script)
+        let mut cmd = std::process::Command::new("python3");
+        if with_running {
+            cmd.env("SPACEPORT_RUNNING_SPACE", effects);
+        }
+        cmd.arg(script)
             .env("SPACEPORT_ENDPOINT", endpoint)
             .env("SPACEPORT_TOKEN", ADMIN_TOKEN)
             .env("SPACEPORT_OTHER_TOKEN", other)

@@ -32,6 +32,9 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct DockerEngine {
     docker: Docker,
+    /// The engine host's CPUs, in nano-CPUs: Docker refuses a container
+    /// limit above it, so larger flavors are capped to the whole machine.
+    host_nano_cpus: Option<i64>,
 }
 
 fn api(e: BollardError) -> EngineError {
@@ -58,7 +61,17 @@ impl DockerEngine {
         let docker = Docker::connect_with_defaults().map_err(api)?;
         let docker = docker.negotiate_version().await.map_err(api)?;
         docker.ping().await.map_err(api)?;
-        Ok(DockerEngine { docker })
+        let host_nano_cpus = docker
+            .info()
+            .await
+            .ok()
+            .and_then(|i| i.ncpu)
+            .filter(|n| *n > 0)
+            .map(|n| n * 1_000_000_000);
+        Ok(DockerEngine {
+            docker,
+            host_nano_cpus,
+        })
     }
 
     /// The bollard client, for callers that need more than the trait.
@@ -271,6 +284,25 @@ fn info_from_inspect(r: bollard::models::ContainerInspectResponse) -> ContainerI
     }
 }
 
+impl DockerEngine {
+    /// The spec with its CPU limit capped to the engine host's CPUs.
+    fn fit(&self, spec: &ContainerSpec) -> ContainerSpec {
+        let mut spec = spec.clone();
+        if let (Some(want), Some(host)) = (spec.nano_cpus, self.host_nano_cpus)
+            && want > host
+        {
+            tracing::warn!(
+                container = %spec.name,
+                asked = want as f64 / 1e9,
+                host = host as f64 / 1e9,
+                "the flavor asks for more CPUs than this machine has; capped to the machine"
+            );
+            spec.nano_cpus = Some(host);
+        }
+        spec
+    }
+}
+
 impl ContainerEngine for DockerEngine {
     async fn build_image(
         &self,
@@ -313,7 +345,7 @@ impl ContainerEngine for DockerEngine {
             labels: Some(spec.labels.clone().into_iter().collect()),
             exposed_ports: spec.container_port.map(|p| vec![format!("{p}/tcp")]),
             cmd: spec.cmd.clone(),
-            host_config: Some(host_config(spec)),
+            host_config: Some(host_config(&self.fit(spec))),
             ..Default::default()
         };
         let options = CreateContainerOptions {

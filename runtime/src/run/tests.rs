@@ -303,10 +303,10 @@ async fn a_new_version_takes_traffic_only_once_healthy() {
     assert_eq!(s.commit.as_deref(), Some("v2"));
     // The old version drains (briefly, in these settings), then goes.
     let old_id = old.container_id.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     while !engine.calls().contains(&EngineCall::Remove(old_id.clone())) {
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "the old version was never removed"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;

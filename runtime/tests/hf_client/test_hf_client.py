@@ -15,6 +15,8 @@ Environment:
   SPACEPORT_MODEL_DATASET=1 also create/delete a model and a dataset repo                (optional)
   SPACEPORT_BUILD_TIMEOUT   seconds to wait for the docker Space to settle (default 300)
   SPACEPORT_KEEP=1          do not delete the created repos at the end
+  SPACEPORT_RUNNING_SPACE   owner/name of a RUNNING Space whose /env answers its environment as
+                            JSON: the client's settings calls must show up inside its container (optional)
 """
 from __future__ import annotations
 
@@ -164,6 +166,7 @@ class Ctx:
         self.owner = self.space.split("/")[0]
         self.other_token = env.get("SPACEPORT_OTHER_TOKEN") or None
         self.docker_space = env.get("SPACEPORT_DOCKER_SPACE") or None
+        self.running_space = env.get("SPACEPORT_RUNNING_SPACE") or None
         self.build_timeout = float(env.get("SPACEPORT_BUILD_TIMEOUT", "300"))
         self.api = HfApi(endpoint=self.endpoint, token=self.token)
         self.other = HfApi(endpoint=self.endpoint, token=self.other_token) if self.other_token else None
@@ -636,6 +639,59 @@ def t_delete(c: Ctx):
         expect_raises(RepositoryNotFoundError, c.api.delete_repo, rid, repo_type=rtype, status=404)
 
 
+def _container_env(c: Ctx, space: str):
+    """The Space container's environment, read through the hub's path route; None while it does not answer."""
+    status, _, text = raw("GET", c.url(f"/apps/{space}/env"), token=c.token)
+    if status != 200:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _wait_env(c: Ctx, space: str, want, what: str):
+    deadline = time.monotonic() + c.build_timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = _container_env(c, space)
+        if last is not None and want(last):
+            return last
+        time.sleep(1)
+    raise AssertionError(f"the container never showed {what}; last env keys: {sorted(last or {})}")
+
+
+@check("effects inside the running container: secret, variable, hardware, sleep time, pause, restart")
+def t_effects(c: Ctx):
+    if not c.running_space:
+        raise Skip("SPACEPORT_RUNNING_SPACE not set")
+    rs = c.running_space
+    expect(c.api.get_space_runtime(rs).stage == "RUNNING", "the running Space runs")
+    secret = "in-container-" + uuid.uuid4().hex[:10]
+    c.api.add_space_secret(rs, "HF_E2E_SECRET", secret)
+    c.api.add_space_variable(rs, "HF_E2E_VAR", "from-the-client")
+    env = _wait_env(
+        c, rs,
+        lambda e: e.get("HF_E2E_SECRET") == secret and e.get("HF_E2E_VAR") == "from-the-client",
+        "the secret and the variable",
+    )
+    expect(env.get("SPACE_ID") == rs, f"SPACE_ID is {env.get('SPACE_ID')}")
+    rt = c.api.request_space_hardware(rs, "cpu-upgrade")
+    expect(isinstance(rt, SpaceRuntime), "request_space_hardware returns a SpaceRuntime")
+    expect(rt.requested_hardware == "cpu-upgrade", f"requested hardware {rt.requested_hardware}")
+    _wait_env(c, rs, lambda e: e.get("CPU_CORES") == "8", "CPU_CORES=8 of cpu-upgrade")
+    rt = c.api.set_space_sleep_time(rs, 7200)
+    expect(rt.sleep_time == 7200, f"sleep time {rt.sleep_time}")
+    rt = c.api.pause_space(rs)
+    expect(rt.stage == "PAUSED", f"stage after pause {rt.stage}")
+    expect(_container_env(c, rs) is None, "a paused Space does not answer")
+    c.api.restart_space(rs)
+    env = _wait_env(c, rs, lambda e: e.get("HF_E2E_VAR") == "from-the-client", "the variable after the restart")
+    expect(c.api.get_space_runtime(rs).stage == "RUNNING", "running again after the restart")
+    c.api.delete_space_variable(rs, "HF_E2E_VAR")
+    _wait_env(c, rs, lambda e: "HF_E2E_VAR" not in e, "the variable gone")
+
+
 def main() -> int:
     install_client_timeout()
     c = Ctx()
@@ -648,7 +704,7 @@ def main() -> int:
         t_runtime, t_hardware_list,
         t_secrets, t_variables, t_no_secret_leak, t_delete_secret,
         t_sleep_time, t_hardware, t_pause, t_restart, t_factory,
-        t_logs, t_list, t_private, t_other_user, t_malformed, t_upload, t_docker_logs,
+        t_logs, t_list, t_private, t_other_user, t_malformed, t_upload, t_docker_logs, t_effects,
         t_delete,
     ]
     for fn in checks:
