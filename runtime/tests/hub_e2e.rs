@@ -130,6 +130,23 @@ async fn git_push_deploys_a_static_space_and_redeploys_without_a_gap() {
         failed.is_empty(),
         "the URL failed during the redeploy: {failed:?}"
     );
+
+    // The hub's gauges and the proxy's meters share /metrics.
+    let (s, _, metrics) = hub.get("/metrics", None).await.unwrap();
+    assert_eq!(s, 200);
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("spaceport_spaces{stage=\"RUNNING\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("spaceport_repos{kind=\"space\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("admin/static-demo"),
+        "per-Space proxy meters: {metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

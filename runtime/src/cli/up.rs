@@ -158,7 +158,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&args.data_dir).context("failed to open the database")?);
     let admin_token = bootstrap_admin(&store)?;
     let instance = instance_id(&store)?;
-    let probe = NvmlProbe::new();
+    let probe: Arc<dyn GpuProbe> = Arc::new(NvmlProbe::new());
     let gpus = Arc::new(Mutex::new(GpuAllocator::new(probe.inventory())));
     let runner = Runner::new(
         engine.clone(),
@@ -201,6 +201,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         sleep_check: Duration::from_secs(args.sleep_check),
     };
     let hub = Hub::new(config, store.clone(), repos, builder, runner);
+    hub.attach_metrics(
+        crate::hub::metrics::HubMetrics::new(Some(probe))
+            .context("failed to set up the metrics")?,
+    );
     let proxy = spaceport_proxy::Proxy::builder(spaceport_proxy::ProxyConfig {
         domain: Some(args.domain.clone()),
         path_prefix: "/apps".into(),

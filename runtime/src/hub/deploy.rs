@@ -264,7 +264,7 @@ impl<E: ContainerEngine> Hub<E> {
                 entry.set_serving(Serving::Container);
                 self.follow(space.clone(), entry.clone());
                 self.refresh_routes();
-                self.prune_trees(space, &commit);
+                self.prune_trees(space, &[commit.as_str()]);
                 Ok(())
             }
         }
@@ -291,7 +291,20 @@ impl<E: ContainerEngine> Hub<E> {
             let _ = self.inner.runner.stop(space).await;
         }
         self.refresh_routes();
-        self.prune_trees(space, commit);
+        // The files that served until now stay for requests still on their
+        // way (pooled connections reach the old file server a little
+        // longer); the next deploy removes them.
+        let previous = match &was {
+            Serving::Static(c) => Some(c.as_str()),
+            _ => None,
+        };
+        self.prune_trees(
+            space,
+            &[Some(commit), previous]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
+        );
         Ok(())
     }
 
@@ -429,8 +442,9 @@ impl<E: ContainerEngine> Hub<E> {
         Ok(dest.join("app"))
     }
 
-    /// Removes exported trees other than `keep` and the one serving now.
-    fn prune_trees(&self, space: &SpaceId, keep: &str) {
+    /// Removes exported trees other than those of the commits in `keep`
+    /// and the one serving now.
+    fn prune_trees(&self, space: &SpaceId, keep: &[&str]) {
         let dir = self.trees_dir(space);
         let serving_static = self
             .inner
@@ -446,7 +460,8 @@ impl<E: ContainerEngine> Hub<E> {
             let in_use = serving_static
                 .as_ref()
                 .is_some_and(|p| p.starts_with(name.as_ref()));
-            let ours = name == keep || name.strip_suffix(".built") == Some(keep);
+            let base = name.strip_suffix(".built").unwrap_or(&name);
+            let ours = keep.contains(&base);
             if !ours && !in_use && !name.starts_with('.') {
                 let _ = std::fs::remove_dir_all(e.path());
             }

@@ -16,6 +16,7 @@ pub mod api;
 pub mod deploy;
 pub mod examples;
 pub mod git;
+pub mod metrics;
 pub mod plugs;
 pub mod routes;
 pub mod server;
@@ -212,6 +213,8 @@ pub(crate) struct Inner<E> {
     /// Serializes route table rewrites so that an older snapshot never
     /// lands after a newer one.
     pub(crate) routing: Mutex<()>,
+    /// The hub's gauges, once set.
+    pub(crate) metrics: std::sync::OnceLock<metrics::HubMetrics>,
 }
 
 impl<E: ContainerEngine> Hub<E> {
@@ -234,6 +237,7 @@ impl<E: ContainerEngine> Hub<E> {
                 proxy: Mutex::new(None),
                 spaces: Mutex::new(HashMap::new()),
                 routing: Mutex::new(()),
+                metrics: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -242,6 +246,25 @@ impl<E: ContainerEngine> Hub<E> {
     pub fn attach_proxy(&self, proxy: Proxy) {
         *self.inner.proxy.lock().unwrap_or_else(|p| p.into_inner()) = Some(proxy);
         self.refresh_routes();
+    }
+
+    /// Gives the hub its gauges (shown on `/metrics` with the proxy's).
+    pub fn attach_metrics(&self, metrics: metrics::HubMetrics) {
+        let _ = self.inner.metrics.set(metrics);
+    }
+
+    /// The hub's and the proxy's metrics, in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let mut text = self
+            .inner
+            .metrics
+            .get()
+            .map(|m| m.render(self))
+            .unwrap_or_default();
+        if let Some(p) = self.proxy() {
+            text.push_str(&p.metrics_text());
+        }
+        text
     }
 
     pub(crate) fn proxy(&self) -> Option<Proxy> {

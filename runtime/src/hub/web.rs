@@ -33,7 +33,7 @@ async fn not_found() -> Response {
 }
 
 async fn metrics<E: ContainerEngine>(State(hub): State<Hub<E>>) -> Response {
-    let text = hub.proxy().map(|p| p.metrics_text()).unwrap_or_default();
+    let text = hub.metrics_text();
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         text,
