@@ -181,7 +181,13 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     );
     let repos = RepoStore::open(args.data_dir.join("repos"))
         .context("failed to open the repos")?
-        .with_max_push_bytes(args.max_push_bytes);
+        .with_max_push_bytes(args.max_push_bytes)
+        // A pack compresses: bound what a commit may unpack to as well
+        // (four times the push cap, at least 1 GiB), and its file count.
+        .with_export_limits(crate::repos::ExportLimits {
+            max_bytes: args.max_push_bytes.saturating_mul(4).max(1 << 30),
+            max_entries: crate::folder::MAX_FILES as u64,
+        });
     let public_url = args.public_url();
     let plan = PlanSettings {
         domain: args.domain.clone(),
