@@ -145,8 +145,43 @@ where
     }
 }
 
+/// Largest API request body.
+pub const MAX_BODY_BYTES: usize = 2 << 20;
+
+/// Reads every API request's body before the handler runs. A handler that
+/// refuses early (bad token, no access) would otherwise answer with the
+/// body unread, and the server then closes the connection, which a client
+/// reusing it for its next request sees as "disconnected without a
+/// response".
+async fn read_body_first(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        Err(_) => {
+            let mut resp = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
+    }
+}
+
 /// The API routes, to be merged into the hub's router.
 pub fn router<E: ContainerEngine>() -> Router<Hub<E>> {
+    routes::<E>().layer(axum::middleware::from_fn(read_body_first))
+}
+
+fn routes<E: ContainerEngine>() -> Router<Hub<E>> {
     Router::new()
         .route("/api/whoami-v2", get(admin::whoami::<E>))
         .route("/api/repos/create", post(repos::create::<E>))
