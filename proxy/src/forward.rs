@@ -858,6 +858,19 @@ impl CloneHead for http::request::Parts {
 }
 
 /// Adapts [`handle`] to a hyper service for one connection.
+/// Whether a request names no Space: neither a Space host (known or not)
+/// nor a path prefix of one. Malformed hosts stay with the proxy, which
+/// refuses them.
+fn names_no_space<B>(shared: &Shared, req: &Request<B>) -> bool {
+    match request_host(req.uri(), req.headers()) {
+        Ok((host, _)) => matches!(
+            shared.table.load().resolve(&host, req.uri().path()),
+            Resolution::NotFound
+        ),
+        Err(_) => false,
+    }
+}
+
 pub(crate) fn service(
     shared: Arc<Shared>,
     conn: ConnInfo,
@@ -867,9 +880,16 @@ pub(crate) fn service(
     Error = Infallible,
     Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
 > + Clone {
-    hyper::service::service_fn(move |req| {
+    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let shared = shared.clone();
-        async move { Ok(handle(shared, req, conn).await) }
+        async move {
+            if let Some(fallback) = &shared.fallback
+                && names_no_space(&shared, &req)
+            {
+                return Ok(fallback.call(req, conn).await);
+            }
+            Ok(handle(shared, req, conn).await)
+        }
     })
 }
 

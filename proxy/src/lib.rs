@@ -46,5 +46,5 @@ pub use route::{
     BoxFuture, ChannelRoutes, Route, RouteError, RouteSource, RouteTable, RouteUpdates, SpaceId,
     SpaceState, Visibility,
 };
-pub use server::{Proxy, ProxyBuilder};
+pub use server::{Fallback, Proxy, ProxyBuilder};
 pub use wake::{NoWaker, WakeConfig, WakeError, Waker};

@@ -49,7 +49,8 @@ pub enum Failure {
     },
 }
 
-fn escape(s: &str) -> String {
+/// Escapes text for HTML (element content and quoted attributes).
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -32,6 +32,7 @@ use crate::config::{ConfigError, ProxyConfig};
 use crate::forward::{self, BoxError, ConnInfo, ProxyBody};
 use crate::idle::Activity;
 use crate::meter::{AnalyticsSink, Meter, NoSink, VisitorHasher};
+use crate::route::BoxFuture;
 use crate::route::{Route, RouteError, RouteSource, RouteTable, SpaceId, SpaceState};
 use crate::space::SpaceRuntime;
 use crate::wake::{NoWaker, Waker};
@@ -44,6 +45,7 @@ pub(crate) struct Shared {
     pub(crate) access: Arc<dyn AccessChecker>,
     pub(crate) waker: Arc<dyn Waker>,
     sink: Arc<dyn AnalyticsSink>,
+    pub(crate) fallback: Option<Arc<dyn Fallback>>,
     pub(crate) meter: Meter,
 }
 
@@ -68,6 +70,26 @@ pub struct ProxyBuilder {
     access: Option<Arc<dyn AccessChecker>>,
     waker: Option<Arc<dyn Waker>>,
     sink: Option<Arc<dyn AnalyticsSink>>,
+    fallback: Option<Arc<dyn Fallback>>,
+}
+
+/// Answers the requests that name no Space at all, on the proxy's own
+/// port: a hub serves its API and pages beside the Spaces this way. A
+/// request for a Space host that names no Space is never handed over (one
+/// Space's host cannot reach anything else), nor is one for a Space.
+pub trait Fallback: Send + Sync + 'static {
+    /// Answers one request.
+    fn call(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        conn: ConnInfo,
+    ) -> BoxFuture<'static, Response<ProxyBody>>;
+}
+
+impl std::fmt::Debug for dyn Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn Fallback")
+    }
 }
 
 impl std::fmt::Debug for dyn AccessChecker {
@@ -105,6 +127,12 @@ impl ProxyBuilder {
         self
     }
 
+    /// Who answers requests that name no Space (default: a 404 page).
+    pub fn fallback(mut self, fallback: impl Fallback) -> Self {
+        self.fallback = Some(Arc::new(fallback));
+        self
+    }
+
     /// Validates the config and builds the proxy with an empty route table.
     /// When called inside a Tokio runtime, also starts the reporting task.
     pub fn build(self) -> Result<Proxy, ConfigError> {
@@ -119,6 +147,7 @@ impl ProxyBuilder {
             access: self.access.unwrap_or_else(|| Arc::new(DenyAll)),
             waker: self.waker.unwrap_or_else(|| Arc::new(NoWaker)),
             sink: self.sink.unwrap_or_else(|| Arc::new(NoSink)),
+            fallback: self.fallback,
             meter: Meter::new(hasher),
             config: self.config,
         });
@@ -160,6 +189,7 @@ impl Proxy {
             config,
             access: None,
             waker: None,
+            fallback: None,
             sink: None,
         }
     }

@@ -490,3 +490,47 @@ async fn shutdown_stops_accepting_and_drains_in_flight_requests() {
         .unwrap()
         .unwrap();
 }
+
+/// Answers every request it is handed with its path, as a hub would.
+struct Hub;
+
+impl spaceport_proxy::Fallback for Hub {
+    fn call(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+        _: spaceport_proxy::ConnInfo,
+    ) -> spaceport_proxy::BoxFuture<'static, http::Response<spaceport_proxy::forward::ProxyBody>>
+    {
+        use http_body_util::BodyExt;
+        let text = format!("hub: {}", req.uri().path());
+        Box::pin(async move {
+            http::Response::new(
+                http_body_util::Full::new(bytes::Bytes::from(text))
+                    .map_err(|e| match e {})
+                    .boxed(),
+            )
+        })
+    }
+}
+
+#[tokio::test]
+async fn requests_naming_no_space_go_to_the_fallback_and_no_others() {
+    let up = upstream("space").await;
+    let (_p, addr) = proxy(config(), vec![route("alice/demo", up.addr)], |b| {
+        b.fallback(Hub)
+    })
+    .await;
+    // Not a Space: the hub answers.
+    let got = get(addr, "hub.example", "/api/whoami-v2", &[]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "hub: /api/whoami-v2");
+    // A Space, by host and by path prefix: the Space answers.
+    let got = get(addr, "alice-demo.spaces.test", "/echo", &[]).await;
+    assert_eq!(got.json()["tag"], "space");
+    let got = get(addr, "hub.example", "/apps/alice/demo/echo", &[]).await;
+    assert_eq!(got.json()["tag"], "space");
+    // A Space host naming no Space is never handed to the hub.
+    let got = get(addr, "nobody-here.spaces.test", "/api/whoami-v2", &[]).await;
+    assert_eq!(got.status, 404);
+    assert!(!got.text().starts_with("hub:"), "{}", got.text());
+}

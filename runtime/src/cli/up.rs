@@ -13,6 +13,7 @@ use crate::engine::DockerEngine;
 use crate::gpu::{GpuAllocator, GpuProbe, NvmlProbe};
 use crate::hardware::FlavorCatalog;
 use crate::hub::plugs::{StoreAccess, StoreSink};
+use crate::hub::server::HubFallback;
 use crate::hub::sleep::HubWaker;
 use crate::hub::{Hub, HubConfig};
 use crate::plan::PlanSettings;
@@ -221,6 +222,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     .access(StoreAccess(store.clone()))
     .waker(HubWaker(hub.clone()))
     .sink(StoreSink(store.clone()))
+    .fallback(HubFallback(crate::hub::web::router(hub.clone())))
     .build()
     .context("invalid proxy settings")?;
     hub.attach_proxy(proxy.clone());
@@ -242,8 +244,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     hub.spawn_sleeper();
     print_banner(&args, &public_url, admin_token.as_deref());
-    let router = crate::hub::web::router(hub.clone());
-    crate::hub::server::serve(proxy, router, listener, Duration::from_secs(10), shutdown())
+    proxy
+        .serve(listener, None, shutdown())
         .await
         .context("the server failed")?;
     tracing::info!("stopped; running Spaces keep running and are adopted on the next start");

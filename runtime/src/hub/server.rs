@@ -1,120 +1,72 @@
-//! One port for everything: a request whose host is a Space's
-//! (`<owner>-<name>.<domain>`) or whose path is under `/apps/<owner>/<name>/`
-//! goes through the proxy to the Space; everything else is the hub (API,
-//! git, web pages).
+//! One port for everything: the proxy serves it, and hands every request
+//! that names no Space (not a Space's host `<owner>-<name>.<domain>`, not
+//! under `/apps/<owner>/<name>/`) to the hub's router: API, git, pages.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use spaceport_proxy::route::Resolution;
-use spaceport_proxy::{ConnInfo, Proxy};
-use tokio::net::TcpListener;
+use spaceport_proxy::forward::ProxyBody;
+use spaceport_proxy::{BoxFuture, ConnInfo, Fallback};
 use tower::ServiceExt;
 
-/// The host a request is for, without its port.
-fn request_host(req: &Request<Incoming>) -> String {
-    let raw = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
-        .unwrap_or_default();
-    strip_port(&raw).to_owned()
+/// The hub's router as the proxy's fallback.
+#[derive(Debug, Clone)]
+pub struct HubFallback(pub Router);
+
+impl Fallback for HubFallback {
+    fn call(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> BoxFuture<'static, Response<ProxyBody>> {
+        let router = self.0.clone();
+        Box::pin(async move {
+            let mut req = req.map(Body::new);
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(conn.peer));
+            let resp = router
+                .oneshot(req)
+                .await
+                .unwrap_or_else(|never| match never {});
+            resp.map(|b| SyncBody(Mutex::new(b)).map_err(Into::into).boxed())
+        })
+    }
 }
 
-/// `host[:port]` or `[v6][:port]` without the port.
-pub fn strip_port(raw: &str) -> &str {
-    if raw.starts_with('[') {
-        return raw.find(']').map_or(raw, |i| &raw[..=i]);
-    }
-    raw.split(':').next().unwrap_or(raw)
-}
+/// The router's body made `Sync`, as the proxy's boxed body must be (only
+/// one task polls it; the lock is never contended).
+struct SyncBody(Mutex<Body>);
 
-/// Whether the proxy, rather than the hub, answers this request.
-pub fn is_space_request(proxy: &Proxy, host: &str, path: &str) -> bool {
-    !matches!(proxy.routes().resolve(host, path), Resolution::NotFound)
-}
+impl hyper::body::Body for SyncBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
 
-async fn dispatch(
-    proxy: Proxy,
-    hub: Router,
-    req: Request<Incoming>,
-    conn: ConnInfo,
-) -> Result<Response<Body>, Infallible> {
-    let host = request_host(&req);
-    if is_space_request(&proxy, &host, req.uri().path()) {
-        let resp = proxy.handle(req, conn).await;
-        return Ok(resp.map(Body::new));
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let body = self
+            .get_mut()
+            .0
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner());
+        Pin::new(body).poll_frame(cx)
     }
-    let mut req = req.map(Body::new);
-    req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(conn.peer));
-    Ok(hub
-        .oneshot(req)
-        .await
-        .unwrap_or_else(|never| match never {}))
-}
 
-/// Serves the hub and its Spaces on `listener` until `shutdown` resolves,
-/// then waits up to `drain` for open connections.
-pub async fn serve(
-    proxy: Proxy,
-    hub: Router,
-    listener: TcpListener,
-    drain: Duration,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let hub = hub.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let conn = ConnInfo { peer, tls: false };
-            let svc = hyper::service::service_fn(move |req| {
-                dispatch(proxy.clone(), hub.clone(), req, conn)
-            });
-            let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            if let Err(e) = watcher.watch(c.into_owned()).await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
-            }
-        });
+    fn is_end_stream(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_end_stream()
     }
-    drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(?drain, "drain timed out; closing remaining connections");
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).size_hint()
     }
-    Ok(())
 }

@@ -10,6 +10,7 @@ use super::Hub;
 use super::api::auth::{Caller, readable, repo_id};
 use crate::engine::ContainerEngine;
 use crate::repos::RepoKind;
+use spaceport_proxy::pages::escape as esc;
 
 /// Everything the hub answers on its port (Space requests aside).
 pub fn router<E: ContainerEngine>(hub: Hub<E>) -> Router {
@@ -39,22 +40,6 @@ async fn metrics<E: ContainerEngine>(State(hub): State<Hub<E>>) -> Response {
         text,
     )
         .into_response()
-}
-
-/// Escapes text for HTML.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn page(title: &str, body: &str) -> Html<String> {
