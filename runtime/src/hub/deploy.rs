@@ -37,15 +37,7 @@ impl<E: ContainerEngine> Hub<E> {
     /// A build in flight for an older state is cancelled.
     pub fn request_deploy(&self, space: &SpaceId, reason: Reason) {
         let entry = self.entry(space);
-        if let Some(b) = entry
-            .build
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            && b.outcome().is_none()
-        {
-            b.cancel("superseded by a newer deploy");
-        }
+        entry.cancel_build("superseded by a newer deploy");
         let hub = self.clone();
         let space = space.clone();
         tokio::spawn(async move {
@@ -60,12 +52,7 @@ impl<E: ContainerEngine> Hub<E> {
     pub async fn deploy(&self, space: &SpaceId, reason: Reason) -> Result<(), String> {
         let entry = self.entry(space);
         let _one_at_a_time = entry.deploying.lock().await;
-        let repo = self
-            .inner
-            .store
-            .repo(RepoKind::Space, space)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no Space {space}"))?;
+        let repo = self.space_repo(space)?;
         if repo.settings.paused {
             return Ok(());
         }
@@ -172,23 +159,19 @@ impl<E: ContainerEngine> Hub<E> {
                     unreachable!("the arm above takes sites without a build")
                 };
                 entry.set_phase(Some((Stage::Building, None)));
-                let handle = self.inner.builder.start(BuildRequest {
+                let request = BuildRequest {
                     space: space.clone(),
                     commit: commit.clone(),
                     folder: tree.clone(),
                     image,
                     secrets: Default::default(),
                     no_cache: reason == Reason::FactoryRebuild,
-                });
-                *entry.build.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
-                entry.bump();
-                let tag = match handle.wait().await {
-                    BuildOutcome::Built { tag } => tag,
-                    BuildOutcome::Cancelled { reason } => {
-                        return Err(format!("build cancelled: {reason}"));
-                    }
-                    other => {
-                        let why = describe(&other);
+                };
+                let (handle, built) = self.build(&entry, request).await;
+                let tag = match built {
+                    Ok(tag) => tag,
+                    Err(Ended::Cancelled(why)) => return Err(why),
+                    Err(Ended::Failed(why)) => {
                         entry.set_phase(Some(failed_build_phase(&entry, &why)));
                         return Err(why);
                     }
@@ -218,24 +201,18 @@ impl<E: ContainerEngine> Hub<E> {
                 entry.set_phase(None);
                 self.inner.runner.building(space);
                 entry.bump();
-                let handle = self.inner.builder.start(BuildRequest {
+                let request = BuildRequest {
                     space: space.clone(),
                     commit: commit.clone(),
                     folder: tree.clone(),
                     image: image.clone(),
                     secrets: secrets.clone(),
                     no_cache: reason == Reason::FactoryRebuild,
-                });
-                *entry.build.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
-                entry.bump();
-                let tag = match handle.wait().await {
-                    BuildOutcome::Built { tag } => tag,
-                    BuildOutcome::Cancelled { reason } => {
-                        // A newer deploy takes over; it sets the stage.
-                        return Err(format!("build cancelled: {reason}"));
-                    }
-                    other => {
-                        let why = describe(&other);
+                };
+                let tag = match self.build(&entry, request).await.1 {
+                    Ok(tag) => tag,
+                    Err(Ended::Cancelled(why)) => return Err(why),
+                    Err(Ended::Failed(why)) => {
                         self.inner.runner.build_failed(space, &why);
                         entry.bump();
                         self.refresh_routes();
@@ -268,6 +245,27 @@ impl<E: ContainerEngine> Hub<E> {
                 Ok(())
             }
         }
+    }
+
+    /// Runs a build as the Space's current one (its log is the build log
+    /// the API shows); the image tag, or how it ended.
+    async fn build(
+        &self,
+        entry: &SpaceEntry,
+        request: BuildRequest,
+    ) -> (crate::build::BuildHandle, Result<String, Ended>) {
+        let handle = self.inner.builder.start(request);
+        *entry.build.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
+        entry.bump();
+        let ended = match handle.wait().await {
+            BuildOutcome::Built { tag } => Ok(tag),
+            // A newer deploy takes over; it sets the stage.
+            BuildOutcome::Cancelled { reason } => {
+                Err(Ended::Cancelled(format!("build cancelled: {reason}")))
+            }
+            other => Err(Ended::Failed(describe(&other))),
+        };
+        (handle, ended)
     }
 
     /// Serves a static Space's files (replacing whatever served before).
@@ -467,6 +465,14 @@ impl<E: ContainerEngine> Hub<E> {
             }
         }
     }
+}
+
+/// How a build that made no image ended.
+enum Ended {
+    /// A newer deploy cancelled it.
+    Cancelled(String),
+    /// It failed; the words for the owner.
+    Failed(String),
 }
 
 /// The stage after a failed build of a static Space: BUILD_ERROR, unless

@@ -14,10 +14,11 @@ use http::HeaderMap;
 use serde::Deserialize;
 
 use super::Hub;
-use super::api::auth::{Caller, readable, repo_id, writable};
+use super::api::auth::{Caller, Identity, readable, repo_id, writable};
 use super::deploy::Reason;
 use crate::engine::ContainerEngine;
 use crate::repos::{self, PushContext, RepoKind};
+use crate::state::Repo;
 
 /// The git routes of all three repo kinds.
 pub fn router<E: ContainerEngine>() -> Router<Hub<E>> {
@@ -77,11 +78,32 @@ fn caller_or_challenge<E: ContainerEngine>(
     match super::api::auth::request_token(headers) {
         None => Ok(Caller(None)),
         Some(token) => match hub.store().authenticate(&token) {
-            Ok(Some((user, token))) => Ok(Caller(Some(super::api::auth::Identity { user, token }))),
+            Ok(Some((user, token))) => Ok(Caller(Some(Identity { user, token }))),
             Ok(None) => Err(Box::new(repos::unauthorized())),
             Err(e) => Err(Box::new(super::api::ApiError::internal(e).into_response())),
         },
     }
+}
+
+/// Who calls, and the repo if they may read it (or change it, with
+/// `write`); otherwise the refusal git understands.
+fn authorize<E: ContainerEngine>(
+    hub: &Hub<E>,
+    headers: &HeaderMap,
+    kind: RepoKind,
+    owner: &str,
+    name: &str,
+    write: bool,
+) -> Result<(Repo, Option<Identity>), Box<Response>> {
+    let caller = caller_or_challenge(hub, headers)?;
+    let allowed = repo_id(kind, owner, name).and_then(|id| {
+        if write {
+            writable(hub, &caller, kind, &id).map(|(r, who)| (r, Some(who)))
+        } else {
+            readable(hub, &caller, kind, &id).map(|r| (r, None))
+        }
+    });
+    allowed.map_err(|e| Box::new(refuse(e, &caller)))
 }
 
 async fn info_refs<E: ContainerEngine>(
@@ -91,10 +113,6 @@ async fn info_refs<E: ContainerEngine>(
     headers: HeaderMap,
     kind: RepoKind,
 ) -> Response {
-    let caller = match caller_or_challenge(&hub, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
     let Some(service) = q.service else {
         return (
             http::StatusCode::FORBIDDEN,
@@ -102,18 +120,10 @@ async fn info_refs<E: ContainerEngine>(
         )
             .into_response();
     };
-    let id = match repo_id(kind, &owner, &name) {
-        Ok(id) => id,
-        Err(e) => return refuse(e, &caller),
-    };
-    let allowed = if service == "git-receive-pack" {
-        writable(&hub, &caller, kind, &id).map(|(r, _)| r)
-    } else {
-        readable(&hub, &caller, kind, &id)
-    };
-    let repo = match allowed {
-        Ok(r) => r,
-        Err(e) => return refuse(e, &caller),
+    let write = service == "git-receive-pack";
+    let repo = match authorize(&hub, &headers, kind, &owner, &name, write) {
+        Ok((r, _)) => r,
+        Err(refusal) => return *refusal,
     };
     repos::info_refs(hub.repos(), kind, &repo.id, &service, &headers)
         .await
@@ -127,14 +137,9 @@ async fn upload_pack<E: ContainerEngine>(
     body: Body,
     kind: RepoKind,
 ) -> Response {
-    let caller = match caller_or_challenge(&hub, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let repo = match repo_id(kind, &owner, &name).and_then(|id| readable(&hub, &caller, kind, &id))
-    {
-        Ok(r) => r,
-        Err(e) => return refuse(e, &caller),
+    let repo = match authorize(&hub, &headers, kind, &owner, &name, false) {
+        Ok((r, _)) => r,
+        Err(refusal) => return *refusal,
     };
     repos::upload_pack(hub.repos(), kind, &repo.id, &headers, body)
         .await
@@ -148,15 +153,11 @@ async fn receive_pack<E: ContainerEngine>(
     body: Body,
     kind: RepoKind,
 ) -> Response {
-    let caller = match caller_or_challenge(&hub, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
+    let (repo, who) = match authorize(&hub, &headers, kind, &owner, &name, true) {
+        Ok((r, Some(who))) => (r, who),
+        Ok((_, None)) => unreachable!("a write check names its caller"),
+        Err(refusal) => return *refusal,
     };
-    let (repo, who) =
-        match repo_id(kind, &owner, &name).and_then(|id| writable(&hub, &caller, kind, &id)) {
-            Ok(r) => r,
-            Err(e) => return refuse(e, &caller),
-        };
     let mut push = PushContext::new(who.user.name.clone());
     if kind == RepoKind::Space {
         push = push

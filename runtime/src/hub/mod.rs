@@ -181,6 +181,19 @@ impl SpaceEntry {
         self.bump();
     }
 
+    /// Cancels the Space's build if one is running (a finished build
+    /// ignores it).
+    pub(crate) fn cancel_build(&self, reason: &str) {
+        if let Some(b) = self
+            .build
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            b.cancel(reason);
+        }
+    }
+
     pub(crate) fn bump(&self) {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -307,6 +320,15 @@ impl<E: ContainerEngine> Hub<E> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(space);
+    }
+
+    /// A Space's record, or why there is none.
+    pub(crate) fn space_repo(&self, space: &SpaceId) -> Result<crate::state::Repo, String> {
+        self.inner
+            .store
+            .repo(crate::repos::RepoKind::Space, space)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no Space {space}"))
     }
 
     /// Follows changes of a Space's stage (for SSE and tests).

@@ -75,12 +75,7 @@ impl<E: ContainerEngine> Hub<E> {
 
     /// Wakes a Space for a visitor: returns once it answers, or why not.
     pub async fn wake(&self, space: &SpaceId) -> Result<(), String> {
-        let repo = self
-            .inner
-            .store
-            .repo(RepoKind::Space, space)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no Space {space}"))?;
+        let repo = self.space_repo(space)?;
         if repo.settings.paused {
             return Err("this Space is paused by its owner".into());
         }

@@ -222,6 +222,13 @@ struct SpaceSlot {
     transition: tokio::sync::Mutex<()>,
 }
 
+/// The Space a container of spaceport's belongs to, by its label.
+fn space_of(c: &ContainerInfo) -> Option<SpaceId> {
+    c.labels
+        .get(SPACE_LABEL)
+        .and_then(|s| SpaceId::parse(s).ok())
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -575,11 +582,7 @@ impl<E: ContainerEngine> Runner<E> {
         let (running, stopped): (Vec<_>, Vec<_>) = found.into_iter().partition(|c| c.running);
         let mut adopted = Vec::new();
         for c in stopped {
-            let Some(space) = c
-                .labels
-                .get(SPACE_LABEL)
-                .and_then(|s| SpaceId::parse(s).ok())
-            else {
+            let Some(space) = space_of(&c) else {
                 continue;
             };
             if running
@@ -607,11 +610,7 @@ impl<E: ContainerEngine> Runner<E> {
             adopted.push(space);
         }
         for c in running {
-            let Some(space) = c
-                .labels
-                .get(SPACE_LABEL)
-                .and_then(|s| SpaceId::parse(s).ok())
-            else {
+            let Some(space) = space_of(&c) else {
                 continue;
             };
             if self

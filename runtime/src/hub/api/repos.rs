@@ -454,14 +454,7 @@ impl<E: ContainerEngine> Hub<E> {
     /// Stops everything of a Space that is being deleted.
     pub async fn remove_space(&self, space: &SpaceId) {
         let entry = self.entry(space);
-        if let Some(b) = entry
-            .build
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            b.cancel("the Space was deleted");
-        }
+        entry.cancel_build("the Space was deleted");
         self.inner.statics.stop(space);
         if self.inner.runner.status(space).is_some() {
             let _ = self.inner.runner.stop(space).await;

@@ -278,14 +278,7 @@ impl<E: ContainerEngine> Hub<E> {
             .store()
             .update_repo(RepoKind::Space, space, |s| s.paused = true)?;
         let entry = self.entry(&repo.id);
-        if let Some(b) = entry
-            .build
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            b.cancel("the Space was paused");
-        }
+        entry.cancel_build("the Space was paused");
         self.inner.statics.stop(&repo.id);
         if self.inner.runner.status(&repo.id).is_some() {
             let _ = self.inner.runner.stop(&repo.id).await;
