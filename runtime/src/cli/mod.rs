@@ -5,6 +5,7 @@
 //! interface: 0 success, 1 the Space is invalid, 2 usage error (bad
 //! arguments, a path that cannot be read).
 
+pub mod dev;
 mod output;
 pub mod plan;
 pub mod up;
@@ -62,8 +63,18 @@ pub enum Command {
     /// One process, one port. State lives under --data-dir and survives
     /// restarts; running Spaces keep running while it is down. The first
     /// start creates the user 'admin' and prints its token (or takes it
-    /// from SPACEPORT_ADMIN_TOKEN). Needs a Docker engine.
+    /// from SPACEPORT_ADMIN_TOKEN). Spaces run as Docker containers, or as
+    /// local processes where no Docker engine answers (--runner).
     Up(up::UpArgs),
+    /// Run a Space from a folder without a build, and apply every change
+    /// to it at once (dev mode).
+    ///
+    /// The SDK's server runs as a local process in a Python environment
+    /// made once per set of requirements, behind the same proxy and URLs
+    /// as `spaceport up`. gradio and streamlit reload code changes
+    /// themselves; other changes restart the app; the README or the
+    /// requirements are read again when they change.
+    Dev(dev::DevArgs),
 }
 
 /// Runs a parsed command line against the given output streams.
@@ -72,6 +83,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match cli.command {
         Command::Validate(args) => validate::run(&args, out, err, color),
         Command::Plan(args) => plan::run(&args, out, err, color),
+        Command::Dev(args) => dev::run(&args, err),
         Command::Up(args) => match up::run(&args) {
             Ok(()) => 0,
             Err(e) => {

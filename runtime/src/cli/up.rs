@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::build::{BuildSettings, Builder};
-use crate::engine::DockerEngine;
+use crate::engine::{ContainerEngine, DockerEngine};
+use crate::local::{ProcessEngine, ProcessSettings};
 use crate::gpu::{GpuAllocator, GpuProbe, NvmlProbe};
 use crate::hardware::FlavorCatalog;
 use crate::hub::plugs::{StoreAccess, StoreSink};
@@ -81,7 +82,34 @@ pub struct UpArgs {
     /// Build time limit, in seconds.
     #[arg(long, env = "SPACEPORT_BUILD_TIMEOUT", default_value_t = 3600)]
     pub build_timeout: u64,
+    /// What runs the Spaces: docker (containers), process (local
+    /// processes, no isolation: for machines without Docker), or auto
+    /// (docker when a Docker engine answers, else process).
+    #[arg(long, env = "SPACEPORT_RUNNER", value_enum, default_value_t = RunnerKind::Auto)]
+    pub runner: RunnerKind,
+    /// The Python that makes the environments of Spaces run as processes.
+    #[arg(long, env = "SPACEPORT_PYTHON", default_value = "python3")]
+    pub python: String,
+    /// Where the Python environments of process-run Spaces are kept
+    /// (default: <data-dir>/venvs; `spaceport dev` can share it).
+    #[arg(long, env = "SPACEPORT_VENVS")]
+    pub venvs: Option<PathBuf>,
 }
+
+/// What runs the Spaces of `spaceport up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunnerKind {
+    /// Docker when an engine answers, else local processes.
+    Auto,
+    /// Containers on a Docker engine (isolated; every SDK).
+    Docker,
+    /// Local processes of this user (gradio, streamlit and static only;
+    /// no isolation).
+    Process,
+}
+
+/// Said at start when Spaces run as processes.
+pub const PROCESS_WARNING: &str = "WARNING: Spaces run as local processes (the process runner): their code runs as this user, with this user's files and network, and is not isolated. Run only Spaces you trust, or start Docker. docker Spaces are refused.";
 
 impl UpArgs {
     fn public_url(&self) -> String {
@@ -148,9 +176,62 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     // Everything that can fail without side effects comes first, so that a
     // first start that fails does not leave an admin whose token nobody saw.
-    let engine = Arc::new(DockerEngine::connect().await.context(
-        "failed to reach the Docker engine (spaceport up runs Spaces as containers: start Docker, or set DOCKER_HOST)",
-    )?);
+    const NO_DOCKER: &str = "failed to reach the Docker engine (--runner docker runs Spaces as containers: start Docker, or set DOCKER_HOST)";
+    match args.runner {
+        RunnerKind::Docker => {
+            let engine = DockerEngine::connect().await.context(NO_DOCKER)?;
+            serve(args, catalog, Arc::new(engine), false).await
+        }
+        RunnerKind::Process => {
+            let engine = process_engine(&args).await?;
+            serve(args, catalog, Arc::new(engine), true).await
+        }
+        RunnerKind::Auto => match DockerEngine::connect().await {
+            Ok(engine) => serve(args, catalog, Arc::new(engine), false).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "no Docker engine answers: Spaces run as local processes");
+                let engine = process_engine(&args).await?;
+                serve(args, catalog, Arc::new(engine), true).await
+            }
+        },
+    }
+}
+
+/// The process runner, under the data dir.
+async fn process_engine(args: &UpArgs) -> anyhow::Result<ProcessEngine> {
+    let plan = plan_settings(args);
+    ProcessEngine::new(ProcessSettings {
+        root: args.data_dir.join("processes"),
+        venvs: args
+            .venvs
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("venvs")),
+        python: args.python.clone(),
+        plan,
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("failed to set up the process runner: {e}"))
+}
+
+fn plan_settings(args: &UpArgs) -> PlanSettings {
+    PlanSettings {
+        domain: args.domain.clone(),
+        hub_url: args.public_url(),
+        python_base_image: args.python_image.clone(),
+        static_build_image: args.static_build_image.clone(),
+        ..PlanSettings::default()
+    }
+}
+
+async fn serve<E: ContainerEngine>(
+    args: UpArgs,
+    catalog: FlavorCatalog,
+    engine: Arc<E>,
+    processes: bool,
+) -> anyhow::Result<()> {
+    if processes {
+        tracing::warn!("{PROCESS_WARNING}");
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;
@@ -190,13 +271,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             max_entries: crate::folder::MAX_FILES as u64,
         });
     let public_url = args.public_url();
-    let plan = PlanSettings {
-        domain: args.domain.clone(),
-        hub_url: public_url.clone(),
-        python_base_image: args.python_image.clone(),
-        static_build_image: args.static_build_image.clone(),
-        ..PlanSettings::default()
-    };
+    let plan = plan_settings(&args);
     let config = HubConfig {
         data_dir: args.data_dir.clone(),
         domain: args.domain.clone(),
@@ -243,7 +318,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     hub.spawn_sleeper();
-    print_banner(&args, &public_url, admin_token.as_deref());
+    print_banner(&args, &public_url, admin_token.as_deref(), processes);
     proxy
         .serve(listener, None, shutdown())
         .await
@@ -307,13 +382,16 @@ fn bootstrap_admin(store: &Store) -> anyhow::Result<Option<String>> {
     }
 }
 
-fn print_banner(args: &UpArgs, public_url: &str, token: Option<&str>) {
+fn print_banner(args: &UpArgs, public_url: &str, token: Option<&str>, processes: bool) {
     let mut text = format!(
         "\nspaceport is up: {public_url}\n  Spaces at http://<owner>-<name>.{}:{}/ (or {public_url}/apps/<owner>/<name>/)\n  data in {}\n",
         args.domain,
         args.listen.port(),
         args.data_dir.display()
     );
+    if processes {
+        text.push_str(&format!("\n{PROCESS_WARNING}\n"));
+    }
     match token {
         Some(t) => text.push_str(&format!(
             "\nCreated the user '{ADMIN_USER}' with this write token (shown once; keep it):\n  {t}\n\nUse it:\n  python -c \"from huggingface_hub import HfApi; print(HfApi(endpoint='{public_url}', token='{t}').whoami())\"\n  git clone {public_url}/spaces/{ADMIN_USER}/<name>   (user {ADMIN_USER}, the token as password)\n"
@@ -325,7 +403,7 @@ fn print_banner(args: &UpArgs, public_url: &str, token: Option<&str>) {
     eprintln!("{text}");
 }
 
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

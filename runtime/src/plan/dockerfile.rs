@@ -100,7 +100,7 @@ pub fn start_command(config: &SpaceConfig) -> Vec<String> {
 }
 
 /// The pip requirement that pins the SDK.
-fn sdk_requirement(config: &SpaceConfig, settings: &PlanSettings) -> Vec<String> {
+pub(crate) fn sdk_requirement(config: &SpaceConfig, settings: &PlanSettings) -> Vec<String> {
     let pinned = config.sdk_version.as_ref().map(|v| v.as_str().to_owned());
     match config.sdk {
         Sdk::Gradio => {
