@@ -378,7 +378,32 @@ fn describe(p: &Prepared) -> String {
     format!("{}{env}; {reload}", p.local.sdk)
 }
 
+/// Ctrl-C and SIGTERM, caught from the start on, so the app is never
+/// left running behind a stopped `spaceport dev`.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("failed to catch Ctrl-C")?,
+            term: signal(SignalKind::terminate()).context("failed to catch SIGTERM")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {},
+            _ = self.term.recv() => {},
+        }
+    }
+}
+
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let mut signals = Signals::new()?;
     let folder = std::fs::canonicalize(&args.folder)
         .with_context(|| format!("no folder {}", args.folder.display()))?;
     if !folder.is_dir() {
@@ -411,7 +436,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         settings,
         args: args.clone(),
     };
-    let mut prepared = dev.prepare().await?;
+    let mut prepared = tokio::select! {
+        p = dev.prepare() => p?,
+        () = signals.recv() => return Ok(()),
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let statics = StaticSites::default();
     let path = format!("/apps/{}/{}/", space.owner(), space.name());
@@ -494,8 +522,6 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     debouncer
         .watch(&folder, RecursiveMode::Recursive)
         .context("failed to watch the folder")?;
-    let interrupted = super::up::shutdown();
-    tokio::pin!(interrupted);
     loop {
         let exited = async {
             match child.as_mut() {
@@ -504,7 +530,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            _ = &mut interrupted => break,
+            () = signals.recv() => break,
             status = exited => {
                 child = None;
                 let how = match status {

@@ -403,7 +403,7 @@ fn print_banner(args: &UpArgs, public_url: &str, token: Option<&str>, processes:
     eprintln!("{text}");
 }
 
-pub(crate) async fn shutdown() {
+async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
