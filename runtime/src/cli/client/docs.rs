@@ -11,6 +11,9 @@ pub const COMPLETIONS_HELP: &str = "Examples:\n  spaceport completions bash > ~/
 
 pub const MAN_HELP: &str = "Without --dir, prints spaceport(1) as roff; with --dir, writes it and one\npage per command (spaceport-push.1, ...) there.\n\nExamples:\n  spaceport man | man -l -\n  spaceport man --dir ~/.local/share/man/man1";
 
+/// The man page's one-line summary.
+const ABOUT: &str = "a self-hosted runtime for Hugging Face-style Spaces";
+
 /// The shells completions are written for.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Shell {
@@ -44,11 +47,15 @@ pub fn completions(ctx: &mut Ctx<'_>, a: CompletionsArgs) -> Done {
 }
 
 pub fn man(ctx: &mut Ctx<'_>, a: ManArgs) -> Done {
-    let cmd = crate::cli::Cli::command();
+    let cmd = crate::cli::Cli::command().about(ABOUT);
     match a.dir {
-        None => clap_mangen::Man::new(cmd)
-            .render(ctx.out.out)
-            .map_err(|e| Failure::failed(format!("cannot write the man page: {e}"))),
+        None => match clap_mangen::Man::new(cmd).render(ctx.out.out) {
+            // A reader that stops early (`| head`) is not a failure.
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(Failure::failed(format!("cannot write the man page: {e}")))
+            }
+            _ => Ok(()),
+        },
         Some(dir) => {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;

@@ -255,8 +255,10 @@ pub async fn push(ctx: &mut Ctx<'_>, a: PushArgs) -> Done {
         &env,
         &["push", "--porcelain", &remote, &refspec],
     )?;
-    for l in out.stderr.lines().filter(|l| l.starts_with("remote:")) {
-        ctx.out.note(l);
+    for l in out.stderr.lines().map(str::trim_end) {
+        if l.starts_with("remote:") && l != "remote:" {
+            ctx.out.note(l);
+        }
     }
     if !out.ok {
         let all = format!("{}\n{}", out.stdout, out.stderr);
@@ -429,8 +431,14 @@ async fn follow(
             let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
             seen.step.clone()
         };
-        let step = step.filter(|_| stage.contains("BUILDING"));
-        progress.update(ctx.out.err, &stage, step.as_deref());
+        let step = step.filter(|_| moved && stage.contains("BUILDING"));
+        // Until the new build shows, the stage is the previous one's.
+        let shown = if moved || started.elapsed() > Duration::from_secs(15) {
+            stage.as_str()
+        } else {
+            "QUEUED"
+        };
+        progress.update(ctx.out.err, shown, step.as_deref());
         tokio::time::sleep(Duration::from_millis(if ctx.out.err_tty {
             100
         } else {

@@ -301,7 +301,10 @@ fn print_info(ctx: &mut Ctx<'_>, d: &Value) {
         ctx.out.paint(stage_color(stage), stage),
     ]];
     if let Some(m) = d["message"].as_str() {
-        rows.push(vec!["  message".into(), m.to_owned()]);
+        rows.push(vec![
+            "  message".into(),
+            m.trim_end().replace('\n', "\n            "),
+        ]);
     }
     rows.push(vec!["  sdk".into(), s(d, "sdk").to_owned()]);
     let current = d["hardware"]["current"].as_str().unwrap_or("-");
