@@ -2,9 +2,12 @@
 //!
 //! Each subcommand lives in its own module and writes to the writers it is
 //! given, so tests can run it without a process. Exit codes are part of the
-//! interface: 0 success, 1 the Space is invalid, 2 usage error (bad
-//! arguments, a path that cannot be read).
+//! interface: 0 success, 1 the Space is invalid (or, for the client
+//! commands, the operation failed), 2 usage error (bad arguments, a path
+//! that cannot be read); the client commands add 3 token refused, 4 not
+//! found, 5 hub unreachable (see [`client`]).
 
+pub mod client;
 pub mod dev;
 mod output;
 pub mod plan;
@@ -26,18 +29,26 @@ pub const EXIT_USAGE: u8 = 2;
 /// A Space is a git repo whose README.md starts with a YAML block saying how
 /// to run it (sdk: gradio, streamlit, docker or static). spaceport checks
 /// that configuration, builds the Space into an image and runs it.
+///
+/// `spaceport up` runs the hub; the client commands (login, create, push,
+/// logs, ...) talk to a hub over its HTTP API.
 #[derive(Debug, Parser)]
 #[command(
     name = "spaceport",
     version,
     about,
     long_about,
-    propagate_version = true
+    propagate_version = true,
+    after_help = CLI_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub conn: client::Conn,
 }
+
+const CLI_HELP: &str = "Examples:\n  spaceport up\n  spaceport login --url http://127.0.0.1:8080\n  spaceport create alice/demo --sdk gradio\n  spaceport push examples/gradio-hello --space alice/demo\n  spaceport logs alice/demo -f\n\nExit status:\n  0  success\n  1  the Space is invalid, the operation failed, or the Space did not reach RUNNING\n  2  usage error\n  3  the token was refused, or may not do this\n  4  no such Space\n  5  the hub cannot be reached";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -75,6 +86,8 @@ pub enum Command {
     /// themselves; other changes restart the app; the README or the
     /// requirements are read again when they change.
     Dev(dev::DevArgs),
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 /// Runs a parsed command line against the given output streams.
@@ -91,6 +104,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 1
             }
         },
+        Command::Client(cmd) => client::run(cmd, cli.conn, out, err),
     }
 }
 
