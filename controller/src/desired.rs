@@ -253,10 +253,10 @@ pub fn desired(space: &Space, settings: &ControllerSettings) -> Result<Desired, 
         }),
         ..PodSpec::default()
     };
-    if let Some(f) = flavor {
-        if !f.node_selector.is_empty() {
-            pod.node_selector = Some(f.node_selector.clone());
-        }
+    if let Some(f) = flavor
+        && !f.node_selector.is_empty()
+    {
+        pod.node_selector = Some(f.node_selector.clone());
     }
     if run.resources.gpus > 0 {
         pod.tolerations = Some(vec![Toleration {

@@ -97,12 +97,12 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 /// The token a request carries, bearer first.
 pub fn token(headers: &HeaderMap, cookie_name: &str) -> Option<(String, TokenFrom)> {
-    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some((scheme, t)) = v.split_once(' ') {
-            if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() {
-                return Some((t.trim().to_owned(), TokenFrom::Bearer));
-            }
-        }
+    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some((scheme, t)) = v.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+        && !t.trim().is_empty()
+    {
+        return Some((t.trim().to_owned(), TokenFrom::Bearer));
     }
     cookie(headers, cookie_name)
         .filter(|t| !t.is_empty())
@@ -145,10 +145,10 @@ pub fn remove_cookie(headers: &mut HeaderMap, name: &str) {
         .map(str::to_owned)
         .collect();
     headers.remove(COOKIE);
-    if !kept.is_empty() {
-        if let Ok(v) = kept.join("; ").parse() {
-            headers.insert(COOKIE, v);
-        }
+    if !kept.is_empty()
+        && let Ok(v) = kept.join("; ").parse()
+    {
+        headers.insert(COOKIE, v);
     }
 }
 

@@ -127,15 +127,14 @@ impl ProxyConfig {
                 "must start with '/', not end with '/', and not be '/'",
             );
         }
-        if let Some(o) = &self.hub_origin {
-            if !(o.starts_with("http://") || o.starts_with("https://"))
-                || o.contains([' ', ';', '\''])
-            {
-                return bad(
-                    "hub_origin",
-                    "must be an origin such as https://hub.example.com",
-                );
-            }
+        if let Some(o) = &self.hub_origin
+            && (!(o.starts_with("http://") || o.starts_with("https://"))
+                || o.contains([' ', ';', '\'']))
+        {
+            return bad(
+                "hub_origin",
+                "must be an origin such as https://hub.example.com",
+            );
         }
         if self.token_cookie.is_empty()
             || !self

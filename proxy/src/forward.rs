@@ -270,15 +270,14 @@ pub fn set_forwarded(
 /// The client address used for metering: the peer, or the last hop a trusted
 /// load balancer appended.
 fn client_ip(headers: &HeaderMap, peer: IpAddr, trust: bool) -> IpAddr {
-    if trust {
-        if let Some(last) = headers
+    if trust
+        && let Some(last) = headers
             .get(&X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .and_then(|s| s.trim().parse().ok())
-        {
-            return last;
-        }
+    {
+        return last;
     }
     peer
 }
@@ -352,10 +351,10 @@ where
                 if let Some(data) = frame.data_ref() {
                     let n = data.len() as u64;
                     this.seen += n;
-                    if let Some(limit) = this.limit {
-                        if this.seen > limit {
-                            return Poll::Ready(Some(Err(Box::new(BodyTooLarge(limit)))));
-                        }
+                    if let Some(limit) = this.limit
+                        && this.seen > limit
+                    {
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge(limit)))));
                     }
                     if let Some(m) = &this.meter {
                         if this.inbound {
@@ -790,11 +789,10 @@ where
             let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
             if let Ok((up, down)) =
                 tokio::io::copy_bidirectional_with_sizes(&mut c, &mut u, 2048, 2048).await
+                && let Some(m) = tunnel_meter
             {
-                if let Some(m) = tunnel_meter {
-                    m.bytes_in(up);
-                    m.bytes_out(down);
-                }
+                m.bytes_in(up);
+                m.bytes_out(down);
             }
         });
         route.headers.apply(&mut rparts.headers);
@@ -806,12 +804,11 @@ where
 
     strip_hop_by_hop(&mut rparts.headers);
     route.headers.apply(&mut rparts.headers);
-    if visit_candidate {
-        if let Some(m) = &meter {
-            if meter::is_visit_response(status, &rparts.headers) {
-                m.visit(ip, &user_agent);
-            }
-        }
+    if visit_candidate
+        && let Some(m) = &meter
+        && meter::is_visit_response(status, &rparts.headers)
+    {
+        m.visit(ip, &user_agent);
     }
     if rt.balancer.len() > 1 && sticky.as_deref() != Some(lease.endpoint().id()) {
         let cookie = format!(

@@ -198,10 +198,10 @@ pub fn is_visit_request(method: &Method, path: &str, req: &HeaderMap) -> bool {
     }
     let path = path.split('?').next().unwrap_or(path);
     let last = path.rsplit('/').next().unwrap_or("");
-    if let Some((_, ext)) = last.rsplit_once('.') {
-        if ASSET_EXTENSIONS.iter().any(|a| ext.eq_ignore_ascii_case(a)) {
-            return false;
-        }
+    if let Some((_, ext)) = last.rsplit_once('.')
+        && ASSET_EXTENSIONS.iter().any(|a| ext.eq_ignore_ascii_case(a))
+    {
+        return false;
     }
     if path
         .split('/')

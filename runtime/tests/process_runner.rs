@@ -208,7 +208,11 @@ fn dev_mode_shows_an_edit_within_3_seconds_without_a_new_environment() {
     let app = space.join("app.py");
     let text = std::fs::read_to_string(&app).unwrap();
     assert!(text.contains("label=\"Name\""));
-    std::fs::write(&app, text.replace("label=\"Name\"", "label=\"Name (edited)\"")).unwrap();
+    std::fs::write(
+        &app,
+        text.replace("label=\"Name\"", "label=\"Name (edited)\""),
+    )
+    .unwrap();
     let t0 = Instant::now();
     let seen = loop {
         if let Some((200, body)) = get(port, config, None)

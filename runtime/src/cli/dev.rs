@@ -194,7 +194,11 @@ impl Dev {
             &FlavorCatalog::builtin(),
             &self.settings,
         )?;
-        for w in planned.warnings.iter().chain(&local.warnings(&folder.files)) {
+        for w in planned
+            .warnings
+            .iter()
+            .chain(&local.warnings(&folder.files))
+        {
             eprintln!("warning: {w}");
         }
         let site = match &planned.build {
@@ -251,7 +255,14 @@ impl Dev {
             .command(&venv.python(), "127.0.0.1", port, p.reload.as_deref());
         let mut env = procs::base_env(Some(&venv.dir));
         // The developer's own home and Hugging Face settings.
-        for keep in ["HOME", "USER", "DISPLAY", "HF_TOKEN", "HF_HOME", "HF_ENDPOINT"] {
+        for keep in [
+            "HOME",
+            "USER",
+            "DISPLAY",
+            "HF_TOKEN",
+            "HF_HOME",
+            "HF_ENDPOINT",
+        ] {
             if let Ok(v) = std::env::var(keep) {
                 env.insert(keep.to_owned(), v);
             }
@@ -273,7 +284,13 @@ impl Dev {
     fn route(&self, p: &Prepared, upstream: String) -> Route {
         let mut route = Route::new(self.space.to_route_id(), upstream);
         route.disable_embedding = !p.run.headers.embeddable_anywhere;
-        route.custom_headers = p.run.headers.custom.iter().cloned().collect::<BTreeMap<_, _>>();
+        route.custom_headers = p
+            .run
+            .headers
+            .custom
+            .iter()
+            .cloned()
+            .collect::<BTreeMap<_, _>>();
         if let Some(h) = &p.run.health {
             route.health_path = h.path.clone();
         }
@@ -440,7 +457,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         p = dev.prepare() => p?,
         () = signals.recv() => return Ok(()),
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let statics = StaticSites::default();
     let path = format!("/apps/{}/{}/", space.owner(), space.name());
     let to_space = path.clone();
@@ -472,7 +491,12 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             None
         }
     };
-    announce(&proxy, &readiness, dev.route(&prepared, upstream(site_addr)), site_addr.is_none().then_some(port));
+    announce(
+        &proxy,
+        &readiness,
+        dev.route(&prepared, upstream(site_addr)),
+        site_addr.is_none().then_some(port),
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn({
         let proxy = proxy.clone();

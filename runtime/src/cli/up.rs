@@ -10,13 +10,13 @@ use clap::Args;
 
 use crate::build::{BuildSettings, Builder};
 use crate::engine::{ContainerEngine, DockerEngine};
-use crate::local::{ProcessEngine, ProcessSettings};
 use crate::gpu::{GpuAllocator, GpuProbe, NvmlProbe};
 use crate::hardware::FlavorCatalog;
 use crate::hub::plugs::{StoreAccess, StoreSink};
 use crate::hub::server::HubFallback;
 use crate::hub::sleep::HubWaker;
 use crate::hub::{Hub, HubConfig};
+use crate::local::{ProcessEngine, ProcessSettings};
 use crate::plan::PlanSettings;
 use crate::repos::RepoStore;
 use crate::run::{ContainerSettings, RunSettings, Runner};

@@ -141,7 +141,10 @@ impl ProcessEngine {
         })?;
         for dir in ["images", "homes", "groups"] {
             std::fs::create_dir_all(settings.root.join(dir)).map_err(|e| {
-                format!("failed to create {}: {e}", settings.root.join(dir).display())
+                format!(
+                    "failed to create {}: {e}",
+                    settings.root.join(dir).display()
+                )
             })?;
         }
         let engine = ProcessEngine {
@@ -168,10 +171,7 @@ impl ProcessEngine {
             return;
         };
         for e in entries.flatten() {
-            if let Some(pgid) = e
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
+            if let Some(pgid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok())
                 && procs::alive(pgid)
                 && procs::cwd_under(pgid, &self.settings.root)
             {
@@ -459,9 +459,11 @@ impl ContainerEngine for ProcessEngine {
             .prefix(".build-")
             .tempdir_in(&images)
             .map_err(|e| EngineError::Api(format!("failed to create a build folder: {e}")))?;
-        let manifest = self.build_into(&spec, context, &log, scratch.path()).await?;
-        let json = serde_json::to_string_pretty(&manifest)
-            .map_err(|e| EngineError::Api(e.to_string()))?;
+        let manifest = self
+            .build_into(&spec, context, &log, scratch.path())
+            .await?;
+        let json =
+            serde_json::to_string_pretty(&manifest).map_err(|e| EngineError::Api(e.to_string()))?;
         std::fs::write(scratch.path().join("image.json"), json)
             .map_err(|e| EngineError::Api(format!("failed to write the image manifest: {e}")))?;
         let dest = self.image_dir(&spec.tag);
@@ -486,8 +488,9 @@ impl ContainerEngine for ProcessEngine {
     async fn remove_image(&self, tag: &str) -> Result<()> {
         let dir = self.image_dir(tag);
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .map_err(|e| EngineError::Api(format!("failed to remove {}: {e}", dir.display())))?;
+            std::fs::remove_dir_all(&dir).map_err(|e| {
+                EngineError::Api(format!("failed to remove {}: {e}", dir.display()))
+            })?;
         }
         Ok(())
     }
@@ -575,11 +578,7 @@ impl ContainerEngine for ProcessEngine {
         let procs = self.procs.lock().unwrap_or_else(|p| p.into_inner());
         Ok(procs
             .values()
-            .filter(|p| {
-                labels
-                    .iter()
-                    .all(|(k, v)| p.spec.labels.get(k) == Some(v))
-            })
+            .filter(|p| labels.iter().all(|(k, v)| p.spec.labels.get(k) == Some(v)))
             .map(|p| info(p))
             .collect())
     }

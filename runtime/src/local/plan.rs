@@ -48,11 +48,7 @@ impl PythonEnv {
             field("sdk", r);
         }
         let digest = ctx.finish();
-        let hex: String = digest
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         format!("py{}-{}", self.interpreter, &hex[..20])
     }
 }
@@ -309,7 +305,10 @@ mod tests {
         )
         .unwrap();
         let cmd = st.command(py, "127.0.0.1", 4321, None);
-        assert_eq!(cmd[..5], ["/venv/bin/python", "-m", "streamlit", "run", "main.py"]);
+        assert_eq!(
+            cmd[..5],
+            ["/venv/bin/python", "-m", "streamlit", "run", "main.py"]
+        );
         assert!(cmd.contains(&"--server.port=4321".to_owned()));
         assert!(cmd.contains(&"--server.address=127.0.0.1".to_owned()));
         assert!(!cmd.iter().any(|a| a.contains("runOnSave")));
@@ -317,12 +316,22 @@ mod tests {
             st.command(py, "127.0.0.1", 1, Some(""))
                 .contains(&"--server.runOnSave=true".to_owned())
         );
-        let gr = LocalApp::plan(&config("sdk: gradio"), &RepoFiles::new(), &settings, "3.11")
-            .unwrap();
-        assert_eq!(gr.command(py, "127.0.0.1", 9, None), ["/venv/bin/python", "app.py"]);
+        let gr =
+            LocalApp::plan(&config("sdk: gradio"), &RepoFiles::new(), &settings, "3.11").unwrap();
+        assert_eq!(
+            gr.command(py, "127.0.0.1", 9, None),
+            ["/venv/bin/python", "app.py"]
+        );
         assert_eq!(
             gr.command(py, "127.0.0.1", 9, Some("ui")),
-            ["/venv/bin/python", "-m", "gradio", "app.py", "--demo-name", "ui"]
+            [
+                "/venv/bin/python",
+                "-m",
+                "gradio",
+                "app.py",
+                "--demo-name",
+                "ui"
+            ]
         );
         let env = gr.env("127.0.0.1", 9, Some(Path::new("/h")));
         assert_eq!(env["GRADIO_SERVER_PORT"], "9");
@@ -355,15 +364,21 @@ mod tests {
     #[test]
     fn the_demo_variable_is_found_at_top_level() {
         assert_eq!(
-            gradio_demo_name("import gradio as gr\ndemo = gr.Interface(fn=f, inputs='text', outputs='text')\ndemo.launch()\n"),
+            gradio_demo_name(
+                "import gradio as gr\ndemo = gr.Interface(fn=f, inputs='text', outputs='text')\ndemo.launch()\n"
+            ),
             Some("demo".into())
         );
         assert_eq!(
-            gradio_demo_name("import gradio as gr\nwith gr.Blocks(title='x') as app:\n    gr.Markdown('hi')\napp.launch()\n"),
+            gradio_demo_name(
+                "import gradio as gr\nwith gr.Blocks(title='x') as app:\n    gr.Markdown('hi')\napp.launch()\n"
+            ),
             Some("app".into())
         );
         assert_eq!(
-            gradio_demo_name("def make():\n    demo = gr.Blocks()\n    return demo\nmake().launch()\n"),
+            gradio_demo_name(
+                "def make():\n    demo = gr.Blocks()\n    return demo\nmake().launch()\n"
+            ),
             None
         );
         assert_eq!(gradio_demo_name("x = 1 == 2\n"), None);

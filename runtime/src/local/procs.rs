@@ -8,7 +8,11 @@ use std::time::Duration;
 
 /// A command for an app: its own process group, a clean environment of
 /// exactly `env`, no stdin, killed if its handle is dropped.
-pub fn app_command(argv: &[String], cwd: &Path, env: &BTreeMap<String, String>) -> tokio::process::Command {
+pub fn app_command(
+    argv: &[String],
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .current_dir(cwd)
@@ -30,9 +34,7 @@ pub fn base_env(venv: Option<&Path>) -> BTreeMap<String, String> {
         path.push(':');
         env.insert("VIRTUAL_ENV".to_owned(), v.display().to_string());
     }
-    path.push_str(
-        &std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-    );
+    path.push_str(&std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
     env.insert("PATH".to_owned(), path);
     for keep in ["LANG", "LC_ALL", "TZ", "TMPDIR", "TERM"] {
         if let Ok(v) = std::env::var(keep) {

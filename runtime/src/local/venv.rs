@@ -58,10 +58,7 @@ impl Venvs {
     /// `major.minor` of the interpreter, or why it cannot be run.
     pub async fn interpreter_version(&self) -> Result<String, String> {
         let out = Command::new(&self.python)
-            .args([
-                "-c",
-                "import sys; print('%d.%d' % sys.version_info[:2])",
-            ])
+            .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
             .stdin(Stdio::null())
             .output()
             .await
@@ -186,7 +183,11 @@ impl Venvs {
 
 /// Runs a command, sending its output to `log` line by line; an error
 /// naming the step when it fails.
-pub(crate) async fn run_logged(mut cmd: Command, what: &str, log: &LogSender) -> Result<(), String> {
+pub(crate) async fn run_logged(
+    mut cmd: Command,
+    what: &str,
+    log: &LogSender,
+) -> Result<(), String> {
     let _ = log.send(format!("--> {what}")).await;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -51,7 +51,11 @@ pub struct Reloads {
 
 /// The strongest action any of the changed paths (absolute, under `root`)
 /// calls for.
-pub fn classify<'a>(root: &Path, changed: impl IntoIterator<Item = &'a Path>, reloads: Reloads) -> Action {
+pub fn classify<'a>(
+    root: &Path,
+    changed: impl IntoIterator<Item = &'a Path>,
+    reloads: Reloads,
+) -> Action {
     let mut action = Action::Nothing;
     for path in changed {
         let Ok(rel) = path.strip_prefix(root) else {
@@ -62,9 +66,7 @@ pub fn classify<'a>(root: &Path, changed: impl IntoIterator<Item = &'a Path>, re
         }
         let this = if rel.to_str().is_some_and(|r| PLAN_FILES.contains(&r)) {
             Action::Replan
-        } else if reloads.all
-            || (reloads.python && rel.extension().is_some_and(|e| e == "py"))
-        {
+        } else if reloads.all || (reloads.python && rel.extension().is_some_and(|e| e == "py")) {
             Action::SdkReloads
         } else {
             Action::Restart
@@ -85,9 +87,18 @@ mod tests {
         classify(&root, abs.iter().map(PathBuf::as_path), reloads)
     }
 
-    const GRADIO: Reloads = Reloads { python: true, all: false };
-    const PLAIN: Reloads = Reloads { python: false, all: false };
-    const STATIC: Reloads = Reloads { python: false, all: true };
+    const GRADIO: Reloads = Reloads {
+        python: true,
+        all: false,
+    };
+    const PLAIN: Reloads = Reloads {
+        python: false,
+        all: false,
+    };
+    const STATIC: Reloads = Reloads {
+        python: false,
+        all: true,
+    };
 
     #[test]
     fn code_changes_go_to_the_sdk_reloader_when_there_is_one() {
@@ -95,12 +106,20 @@ mod tests {
         assert_eq!(run(&["lib/util.py"], GRADIO), Action::SdkReloads);
         assert_eq!(run(&["app.py"], PLAIN), Action::Restart);
         assert_eq!(run(&["data/table.csv"], GRADIO), Action::Restart);
-        assert_eq!(run(&["index.html", "style.css"], STATIC), Action::SdkReloads);
+        assert_eq!(
+            run(&["index.html", "style.css"], STATIC),
+            Action::SdkReloads
+        );
     }
 
     #[test]
     fn the_readme_and_dependencies_make_a_new_plan() {
-        for f in ["README.md", "requirements.txt", "pre-requirements.txt", "packages.txt"] {
+        for f in [
+            "README.md",
+            "requirements.txt",
+            "pre-requirements.txt",
+            "packages.txt",
+        ] {
             assert_eq!(run(&["app.py", f], GRADIO), Action::Replan, "{f}");
             assert_eq!(run(&[f], STATIC), Action::Replan, "{f}");
         }
@@ -125,11 +144,7 @@ mod tests {
         assert_eq!(run(&[], PLAIN), Action::Nothing);
         // Paths outside the folder do not count.
         assert_eq!(
-            classify(
-                Path::new("/space"),
-                [Path::new("/elsewhere/app.py")],
-                PLAIN
-            ),
+            classify(Path::new("/space"), [Path::new("/elsewhere/app.py")], PLAIN),
             Action::Nothing
         );
     }

@@ -389,12 +389,12 @@ async fn rpc(
 ) -> Result<(Response, Option<PushWatch>)> {
     let repo = store.existing(kind, id)?;
     let expected = format!("application/x-{}-request", service.name());
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        if ct.to_str().ok().map(str::trim) != Some(expected.as_str()) {
-            return Err(RepoError::UnsupportedMediaType(
-                String::from_utf8_lossy(ct.as_bytes()).into_owned(),
-            ));
-        }
+    if let Some(ct) = headers.get(header::CONTENT_TYPE)
+        && ct.to_str().ok().map(str::trim) != Some(expected.as_str())
+    {
+        return Err(RepoError::UnsupportedMediaType(
+            String::from_utf8_lossy(ct.as_bytes()).into_owned(),
+        ));
     }
     let gzip = request_is_gzip(headers)?;
     let cap = match service {
