@@ -55,7 +55,7 @@ fn print(ctx: &mut Ctx<'_>, l: &LogLine, as_json: bool) {
         ctx.out
             .json_line(&json!({ "line": l.line, "timestamp": l.timestamp }));
     } else {
-        ctx.out.line(&l.line);
+        ctx.out.line(&super::output::clean(&l.line));
         let _ = ctx.out.out.flush();
     }
 }

@@ -65,7 +65,7 @@ impl<'a> Out<'a> {
 
     /// `error: ...` on stderr, red on a terminal.
     pub fn error(&mut self, message: &str) {
-        let one_line: String = message.replace(['\n', '\r'], " ");
+        let one_line: String = clean(&message.replace(['\n', '\r'], " "));
         if self.err_color {
             let _ = writeln!(self.err, "\x1b[1;31merror:\x1b[0m {one_line}");
         } else {
@@ -82,6 +82,54 @@ impl<'a> Out<'a> {
     pub fn paint_err(&self, code: &str, text: &str) -> String {
         paint(self.err_color, code, text)
     }
+}
+
+/// Text from the hub (log lines, messages) made safe for a terminal: the
+/// escape sequences a Space's output may carry (colors, but also cursor
+/// moves, title changes, hyperlinks) and other control characters are
+/// dropped; tabs stay.
+pub fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => match chars.peek() {
+                // CSI: parameters and intermediates, then one final byte.
+                Some('[') => {
+                    chars.next();
+                    for f in chars.by_ref() {
+                        if ('\x40'..='\x7e').contains(&f) {
+                            break;
+                        }
+                    }
+                }
+                // OSC, DCS, PM, APC: up to BEL or ESC \.
+                Some(']' | 'P' | '^' | '_') => {
+                    chars.next();
+                    while let Some(f) = chars.next() {
+                        if f == '\x07' {
+                            break;
+                        }
+                        if f == '\x1b' {
+                            if chars.peek() == Some(&'\\') {
+                                chars.next();
+                            }
+                            break;
+                        }
+                    }
+                }
+                // Two-character sequences.
+                Some(_) => {
+                    chars.next();
+                }
+                None => {}
+            },
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn paint(on: bool, code: &str, text: &str) -> String {
@@ -153,5 +201,23 @@ mod tests {
             vec!["long".into(), "x".into()],
         ]);
         assert_eq!(lines, vec!["A     B", "long  x"]);
+    }
+}
+
+#[cfg(test)]
+mod clean_tests {
+    use super::clean;
+
+    #[test]
+    fn terminal_sequences_from_the_hub_are_dropped() {
+        assert_eq!(clean("\x1b[91mERROR: x\x1b[0m"), "ERROR: x");
+        assert_eq!(clean("a\x1b]0;pwned\x07b"), "ab");
+        assert_eq!(
+            clean("a\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\"),
+            "alink"
+        );
+        assert_eq!(clean("x\x1b[2J\x1b[Hy\r\u{8}z\tw"), "xyz\tw");
+        assert_eq!(clean("plain – ünïcode ✓"), "plain – ünïcode ✓");
+        assert_eq!(clean("ends with \x1b"), "ends with ");
     }
 }

@@ -95,7 +95,10 @@ impl Progress {
     /// Shows the current stage and step (a redraw on a terminal, a line per
     /// change otherwise).
     pub fn update(&mut self, err: &mut dyn Write, stage: &str, step: Option<&str>) {
-        let step = step.unwrap_or_default();
+        let step = super::output::clean(step.unwrap_or_default());
+        let step = step.as_str();
+        let stage = super::output::clean(stage);
+        let stage = stage.as_str();
         if self.tty {
             self.frame = (self.frame + 1) % FRAMES.len();
             let width = terminal_width().saturating_sub(4);

@@ -474,7 +474,7 @@ async fn follow(
                     .paint_err("1", &format!("The {which} log of {space} ends with:"));
                 ctx.out.note(&title);
                 for l in lines {
-                    ctx.out.note(&format!("  {l}"));
+                    ctx.out.note(&format!("  {}", super::output::clean(&l)));
                 }
             }
             let why = if message.is_empty() {
