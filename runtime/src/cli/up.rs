@@ -323,7 +323,13 @@ async fn serve<E: ContainerEngine>(
         .serve(listener, None, shutdown())
         .await
         .context("the server failed")?;
-    tracing::info!("stopped; running Spaces keep running and are adopted on the next start");
+    if processes {
+        tracing::info!(
+            "stopped; the Spaces' processes end with it and start again on the next start"
+        );
+    } else {
+        tracing::info!("stopped; running Spaces keep running and are adopted on the next start");
+    }
     Ok(())
 }
 
