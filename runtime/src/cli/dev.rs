@@ -88,13 +88,7 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 
 /// Runs until Ctrl-C; the exit code.
 pub fn run(args: &DevArgs, err: &mut dyn std::io::Write) -> u8 {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SPACEPORT_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    super::init_logging("warn");
     let result = tokio::runtime::Runtime::new()
         .context("failed to start the async runtime")
         .and_then(|rt| rt.block_on(dev(args.clone())));

@@ -108,6 +108,17 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     }
 }
 
+/// Logs to stderr, filtered by SPACEPORT_LOG (`default` when unset).
+fn init_logging(default: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SPACEPORT_LOG")
+                .unwrap_or_else(|_| default.into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// The whole program: parse the process's arguments, run, exit.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

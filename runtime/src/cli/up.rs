@@ -156,13 +156,7 @@ impl UpArgs {
 
 /// Runs the hub until Ctrl-C or SIGTERM.
 pub fn run(args: &UpArgs) -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SPACEPORT_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    super::init_logging("info");
     args.validate()?;
     let rt = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     rt.block_on(up(args.clone()))
