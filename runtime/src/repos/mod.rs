@@ -14,6 +14,7 @@
 mod body;
 mod error;
 mod extract;
+mod files;
 mod hooks;
 mod http;
 mod kind;
@@ -22,6 +23,7 @@ mod store;
 pub use body::{GzipStream, Pumped, pump};
 pub use error::{RepoError, Result};
 pub use extract::{ExportLimits, ExportStats, extract_tar};
+pub use files::{ByteRange, FileEntry, LARGE_FILE_BYTES, TreeItem, parse_range};
 pub use hooks::{ENV_LOGS_URL, ENV_PUSH_REPORT, ENV_PUSHER, ENV_SPACE_URL};
 pub use http::{
     GitService, PushContext, PushOutcome, PushWatch, RefUpdate, basic_auth_password,

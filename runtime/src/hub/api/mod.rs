@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod files;
 pub mod logs;
 pub mod repos;
 pub mod spaces;
@@ -255,4 +256,40 @@ fn routes<E: ContainerEngine>() -> Router<Hub<E>> {
             post(admin::add_member::<E>),
         )
         .route("/api/tokens", post(admin::create_token::<E>))
+        .route(
+            "/api/models/{owner}/{name}/tree/{rev}",
+            get(files::tree_model::<E>),
+        )
+        .route(
+            "/api/models/{owner}/{name}/tree/{rev}/{*path}",
+            get(files::tree_model_dir::<E>),
+        )
+        .route(
+            "/api/datasets/{owner}/{name}/tree/{rev}",
+            get(files::tree_dataset::<E>),
+        )
+        .route(
+            "/api/datasets/{owner}/{name}/tree/{rev}/{*path}",
+            get(files::tree_dataset_dir::<E>),
+        )
+        .route(
+            "/api/spaces/{owner}/{name}/tree/{rev}",
+            get(files::tree_space::<E>),
+        )
+        .route(
+            "/api/spaces/{owner}/{name}/tree/{rev}/{*path}",
+            get(files::tree_space_dir::<E>),
+        )
+        .route(
+            "/{owner}/{name}/resolve/{rev}/{*path}",
+            get(files::resolve_model::<E>).head(files::resolve_model::<E>),
+        )
+        .route(
+            "/datasets/{owner}/{name}/resolve/{rev}/{*path}",
+            get(files::resolve_dataset::<E>).head(files::resolve_dataset::<E>),
+        )
+        .route(
+            "/spaces/{owner}/{name}/resolve/{rev}/{*path}",
+            get(files::resolve_space::<E>).head(files::resolve_space::<E>),
+        )
 }
