@@ -14,6 +14,7 @@ pub mod folder;
 pub mod gpu;
 pub mod hardware;
 pub mod hub;
+pub mod hubcache;
 pub mod local;
 pub mod plan;
 pub mod repos;

@@ -7,6 +7,7 @@
 //! that cannot be read); the client commands add 3 token refused, 4 not
 //! found, 5 hub unreachable (see [`client`]).
 
+pub mod cache;
 pub mod client;
 pub mod dev;
 mod output;
@@ -86,6 +87,9 @@ pub enum Command {
     /// themselves; other changes restart the app; the README or the
     /// requirements are read again when they change.
     Dev(dev::DevArgs),
+    /// Fill or shrink a cache of model and dataset repos in the layout
+    /// huggingface_hub reads.
+    Cache(cache::CacheArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -97,6 +101,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Validate(args) => validate::run(&args, out, err, color),
         Command::Plan(args) => plan::run(&args, out, err, color),
         Command::Dev(args) => dev::run(&args, err),
+        Command::Cache(args) => cache::run(&args, out, err),
         Command::Up(args) => match up::run(&args) {
             Ok(()) => 0,
             Err(e) => {

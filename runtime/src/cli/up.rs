@@ -82,6 +82,10 @@ pub struct UpArgs {
     /// Build time limit, in seconds.
     #[arg(long, env = "SPACEPORT_BUILD_TIMEOUT", default_value_t = 3600)]
     pub build_timeout: u64,
+    /// Largest size of the model and dataset cache in bytes (snapshots no
+    /// Space mounts are evicted, least recently used first).
+    #[arg(long, env = "SPACEPORT_CACHE_MAX_BYTES")]
+    pub cache_max_bytes: Option<u64>,
     /// What runs the Spaces: docker (containers), process (local
     /// processes, no isolation: for machines without Docker), or auto
     /// (docker when a Docker engine answers, else process).
@@ -243,6 +247,7 @@ async fn serve<E: ContainerEngine>(
             container: ContainerSettings {
                 ca_bundle: args.ca_bundle.clone(),
                 instance: Some(instance),
+                volume_root: Some(args.data_dir.join("cache")),
                 ..ContainerSettings::default()
             },
             ..RunSettings::default()
@@ -275,6 +280,7 @@ async fn serve<E: ContainerEngine>(
         catalog,
         default_sleep_secs: args.default_sleep,
         sleep_check: Duration::from_secs(args.sleep_check),
+        cache_max_bytes: args.cache_max_bytes,
     };
     let hub = Hub::new(config, store.clone(), repos, builder, runner);
     hub.attach_metrics(

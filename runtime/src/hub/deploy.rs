@@ -209,7 +209,8 @@ impl<E: ContainerEngine> Hub<E> {
                     secrets: secrets.clone(),
                     no_cache: reason == Reason::FactoryRebuild,
                 };
-                let tag = match self.build(&entry, request).await.1 {
+                let (handle, built) = self.build(&entry, request).await;
+                let tag = match built {
                     Ok(tag) => tag,
                     Err(Ended::Cancelled(why)) => return Err(why),
                     Err(Ended::Failed(why)) => {
@@ -219,6 +220,13 @@ impl<E: ContainerEngine> Hub<E> {
                         return Err(why);
                     }
                 };
+                if let Err(why) = self.fill_volumes(&repo, &plan.run, &handle.log).await {
+                    handle.log.push(format!("===== Build Failed: {why} ====="));
+                    self.inner.runner.build_failed(space, &why);
+                    entry.bump();
+                    self.refresh_routes();
+                    return Err(why);
+                }
                 let result = self
                     .inner
                     .runner

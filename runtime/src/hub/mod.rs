@@ -23,6 +23,7 @@ pub mod server;
 pub mod sleep;
 pub mod statics;
 pub mod status;
+pub mod volumes;
 pub mod web;
 
 use std::collections::HashMap;
@@ -63,6 +64,8 @@ pub struct HubConfig {
     pub default_sleep_secs: i64,
     /// How often idle Spaces are looked for.
     pub sleep_check: Duration,
+    /// Largest size of the model and dataset cache; `None`: no limit.
+    pub cache_max_bytes: Option<u64>,
 }
 
 impl HubConfig {
@@ -228,6 +231,10 @@ pub(crate) struct Inner<E> {
     pub(crate) routing: Mutex<()>,
     /// The hub's gauges, once set.
     pub(crate) metrics: std::sync::OnceLock<metrics::HubMetrics>,
+    /// The node's model and dataset cache (`<data>/cache/hub`).
+    pub(crate) cache: crate::hubcache::HubCache,
+    /// The cache snapshots each Space mounts.
+    pub(crate) mounts: Mutex<HashMap<SpaceId, Vec<PathBuf>>>,
 }
 
 impl<E: ContainerEngine> Hub<E> {
@@ -239,8 +246,11 @@ impl<E: ContainerEngine> Hub<E> {
         builder: Builder<E>,
         runner: Runner<E>,
     ) -> Self {
+        let cache = crate::hubcache::HubCache::new(config.data_dir.join("cache").join("hub"));
         Hub {
             inner: Arc::new(Inner {
+                cache,
+                mounts: Mutex::new(HashMap::new()),
                 config,
                 store,
                 repos,
@@ -274,6 +284,7 @@ impl<E: ContainerEngine> Hub<E> {
             .get()
             .map(|m| m.render(self))
             .unwrap_or_default();
+        text.push_str(&self.inner.cache.metrics_text());
         if let Some(p) = self.proxy() {
             text.push_str(&p.metrics_text());
         }

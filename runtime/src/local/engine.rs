@@ -378,6 +378,20 @@ fn process_env(
         env.insert(k.clone(), v);
     }
     env.extend(app.env(&spec.bind_ip, port, Some(home)));
+    // Mounted model and dataset repos: a process cannot have them mounted
+    // into its own cache, so its cache is the node's (read as the same
+    // layout; the process runner isolates nothing anyway).
+    if let Some(m) = spec
+        .mounts
+        .iter()
+        .find(|m| m.target.starts_with(crate::plan::dockerfile::HF_HUB_CACHE))
+        && let Some(node_cache) = m.source.parent()
+    {
+        env.insert(
+            "HF_HUB_CACHE".to_owned(),
+            node_cache.display().to_string(),
+        );
+    }
     if !spec.gpu_device_ids.is_empty() {
         env.insert(
             "CUDA_VISIBLE_DEVICES".to_owned(),

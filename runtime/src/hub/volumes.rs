@@ -1,0 +1,155 @@
+//! The models and datasets a Space uses, made present in the node's cache
+//! before it starts: each repo its README names (`models`, `datasets`,
+//! `preload_from_hub`) is resolved to a commit and filled from this hub,
+//! with the Space's own access, never wider: a public repo, or a private
+//! one its owner may read. The runner mounts the repos' folders read-only
+//! as the Space's `HF_HUB_CACHE`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use super::Hub;
+use crate::build::LogBook;
+use crate::engine::ContainerEngine;
+use crate::hubcache::{FillRequest, Upstream};
+use crate::plan::{HubRepoType, RunSpec, SpaceId, VolumeSource};
+use crate::repos::RepoKind;
+use crate::state::{Owner, Repo, TokenScope};
+
+impl<E: ContainerEngine> Hub<E> {
+    /// Whether the Space `space` may read `repo`: public, or private and
+    /// readable by the Space's owner (a user's own or their orgs' repos;
+    /// an org Space: the org's repos).
+    fn space_may_read(&self, space: &Repo, repo: &Repo) -> Result<bool, String> {
+        if !repo.private {
+            return Ok(true);
+        }
+        let store = self.store();
+        match store.owner(space.id.owner()).map_err(|e| e.to_string())? {
+            Some(Owner::User(user)) => store
+                .can_read(&user, repo.id.owner())
+                .map_err(|e| e.to_string()),
+            Some(Owner::Org(org)) => Ok(org.name == repo.id.owner()),
+            None => Ok(false),
+        }
+    }
+
+    /// Fills the cache with every hub repo of `run`, logging to `log`.
+    /// Returns the snapshot folders the Space mounts.
+    pub(crate) async fn fill_volumes(
+        &self,
+        space: &Repo,
+        run: &RunSpec,
+        log: &LogBook,
+    ) -> Result<Vec<PathBuf>, String> {
+        let mut requests = Vec::new();
+        let mut private = false;
+        for v in &run.volumes {
+            let VolumeSource::HubRepo {
+                repo_type,
+                repo_id,
+                wants,
+            } = &v.source
+            else {
+                continue;
+            };
+            let kind = match repo_type {
+                HubRepoType::Model => RepoKind::Model,
+                HubRepoType::Dataset => RepoKind::Dataset,
+            };
+            let id = SpaceId::parse(repo_id).map_err(|e| format!("{repo_id}: {e}"))?;
+            let missing = || format!("the {} {repo_id} is not on this hub (or not readable by {})", repo_type.cache_prefix().trim_end_matches('s'), space.id);
+            let repo = self
+                .store()
+                .repo(kind, &id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(missing)?;
+            if !self.space_may_read(space, &repo)? {
+                return Err(missing());
+            }
+            private |= repo.private;
+            for want in wants {
+                requests.push(FillRequest {
+                    repo_type: *repo_type,
+                    repo_id: repo.id.to_string(),
+                    want: want.clone(),
+                });
+            }
+        }
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The fill reads through this hub's own download API; a private
+        // repo with a short-lived read token of the Space's creator (the
+        // rule above has already said the Space may read it).
+        let token = if private {
+            let (info, value) = self
+                .store()
+                .create_token(&space.created_by, "model-cache-fill", TokenScope::Read)
+                .map_err(|e| e.to_string())?;
+            Some((info, value))
+        } else {
+            None
+        };
+        let endpoint = format!("http://127.0.0.1:{}", self.config().port);
+        let up = Upstream::new(&endpoint, token.as_ref().map(|(_, v)| v.clone()))?;
+        let mut snapshots = Vec::new();
+        let mut result = Ok(());
+        for req in &requests {
+            let what = match &req.want.revision {
+                Some(r) => format!("{}@{r}", req.repo_id),
+                None => req.repo_id.clone(),
+            };
+            log.push(format!("--> Filling the model cache: {what}"));
+            match self.inner.cache.fill(&up, req).await {
+                Ok(r) => {
+                    log.push(format!(
+                        "    {} files at {}: {} bytes downloaded, {} bytes already cached, {:.2} s",
+                        r.files,
+                        &r.commit[..12],
+                        r.bytes_downloaded,
+                        r.bytes_reused,
+                        r.elapsed.as_secs_f64()
+                    ));
+                    snapshots.push(
+                        self.inner
+                            .cache
+                            .repo_folder(req.repo_type, &req.repo_id)
+                            .join("snapshots")
+                            .join(&r.commit),
+                    );
+                }
+                Err(e) => {
+                    result = Err(format!("failed to fetch {what}: {e}"));
+                    break;
+                }
+            }
+        }
+        if let Some((info, _)) = token {
+            let _ = self.store().revoke_token(&space.created_by, info.id);
+        }
+        result?;
+        self.note_mounts(&space.id, snapshots.clone());
+        Ok(snapshots)
+    }
+
+    /// Remembers what a Space mounts, and trims the cache to its cap
+    /// without touching what any Space mounts.
+    fn note_mounts(&self, space: &SpaceId, snapshots: Vec<PathBuf>) {
+        let in_use: HashSet<PathBuf> = {
+            let mut mounts = self
+                .inner
+                .mounts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            mounts.insert(space.clone(), snapshots);
+            mounts.values().flatten().cloned().collect()
+        };
+        if let Some(cap) = self.config().cache_max_bytes {
+            let freed = self.inner.cache.evict(cap, &in_use);
+            if freed > 0 {
+                tracing::info!(freed, "evicted unused snapshots from the model cache");
+            }
+        }
+    }
+}
