@@ -23,7 +23,12 @@ pub struct CacheArgs {
     #[command(subcommand)]
     pub command: CacheCommand,
     /// The cache folder.
-    #[arg(long, global = true, env = "SPACEPORT_CACHE", default_value = "spaceport-data/cache/hub")]
+    #[arg(
+        long,
+        global = true,
+        env = "SPACEPORT_CACHE",
+        default_value = "spaceport-data/cache/hub"
+    )]
     pub cache: PathBuf,
 }
 

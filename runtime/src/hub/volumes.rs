@@ -58,7 +58,13 @@ impl<E: ContainerEngine> Hub<E> {
                 HubRepoType::Dataset => RepoKind::Dataset,
             };
             let id = SpaceId::parse(repo_id).map_err(|e| format!("{repo_id}: {e}"))?;
-            let missing = || format!("the {} {repo_id} is not on this hub (or not readable by {})", repo_type.cache_prefix().trim_end_matches('s'), space.id);
+            let missing = || {
+                format!(
+                    "the {} {repo_id} is not on this hub (or not readable by {})",
+                    repo_type.cache_prefix().trim_end_matches('s'),
+                    space.id
+                )
+            };
             let repo = self
                 .store()
                 .repo(kind, &id)
@@ -137,11 +143,7 @@ impl<E: ContainerEngine> Hub<E> {
     /// without touching what any Space mounts.
     fn note_mounts(&self, space: &SpaceId, snapshots: Vec<PathBuf>) {
         let in_use: HashSet<PathBuf> = {
-            let mut mounts = self
-                .inner
-                .mounts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut mounts = self.inner.mounts.lock().unwrap_or_else(|p| p.into_inner());
             mounts.insert(space.clone(), snapshots);
             mounts.values().flatten().cloned().collect()
         };

@@ -83,10 +83,7 @@ impl Upstream {
                 .await
                 .map_err(|e| format!("GET {url} failed: {e}"))?;
             if resp.status().is_redirection()
-                && let Some(loc) = resp
-                    .headers()
-                    .get("location")
-                    .and_then(|v| v.to_str().ok())
+                && let Some(loc) = resp.headers().get("location").and_then(|v| v.to_str().ok())
             {
                 url = if loc.starts_with('/') {
                     let origin_end = self

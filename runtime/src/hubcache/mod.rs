@@ -152,11 +152,17 @@ impl HubCache {
         }
         let prefix = req.repo_type.cache_prefix();
         let rev = req.want.revision.as_deref().unwrap_or("main");
-        if rev.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        if rev
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
             return Err(format!("'{rev}' is not a revision"));
         }
         let info = up
-            .json(&format!("/api/{prefix}/{id}/revision/{}", encode_path(rev).replace('/', "%2F")))
+            .json(&format!(
+                "/api/{prefix}/{id}/revision/{}",
+                encode_path(rev).replace('/', "%2F")
+            ))
             .await?;
         let commit = info["sha"]
             .as_str()
@@ -409,11 +415,31 @@ impl HubCache {
         let s = &self.stats;
         let mut t = String::new();
         for (name, help, v) in [
-            ("spaceport_cache_hits_total", "Files a fill found in the cache.", &s.hits),
-            ("spaceport_cache_misses_total", "Files a fill downloaded.", &s.misses),
-            ("spaceport_cache_downloaded_bytes_total", "Bytes downloaded into the cache.", &s.bytes_downloaded),
-            ("spaceport_cache_saved_bytes_total", "Bytes a fill found already cached (saved by sharing).", &s.bytes_reused),
-            ("spaceport_cache_fills_total", "Fills of the cache.", &s.fills),
+            (
+                "spaceport_cache_hits_total",
+                "Files a fill found in the cache.",
+                &s.hits,
+            ),
+            (
+                "spaceport_cache_misses_total",
+                "Files a fill downloaded.",
+                &s.misses,
+            ),
+            (
+                "spaceport_cache_downloaded_bytes_total",
+                "Bytes downloaded into the cache.",
+                &s.bytes_downloaded,
+            ),
+            (
+                "spaceport_cache_saved_bytes_total",
+                "Bytes a fill found already cached (saved by sharing).",
+                &s.bytes_reused,
+            ),
+            (
+                "spaceport_cache_fills_total",
+                "Fills of the cache.",
+                &s.fills,
+            ),
         ] {
             t.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",

@@ -62,7 +62,10 @@ fn eviction_spares_what_is_mounted_and_keeps_shared_blobs() {
     let c1 = repo.join("snapshots/c1");
     let c2 = repo.join("snapshots/c2");
     let past = SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::open(&c1).unwrap().set_modified(past).unwrap();
+    std::fs::File::open(&c1)
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
     // Mounted: nothing goes.
     let in_use: HashSet<PathBuf> = [c1.clone(), c2.clone()].into();
     assert_eq!(cache.evict(1500, &in_use), 0);
@@ -73,7 +76,10 @@ fn eviction_spares_what_is_mounted_and_keeps_shared_blobs() {
     assert!(!c1.exists() && c2.exists());
     assert!(!repo.join("blobs/old").exists());
     assert!(repo.join("blobs/shared").is_file() && repo.join("blobs/new").is_file());
-    assert!(!repo.join("refs/old").exists(), "a ref to a removed snapshot goes");
+    assert!(
+        !repo.join("refs/old").exists(),
+        "a ref to a removed snapshot goes"
+    );
     // Under the cap: nothing more.
     assert_eq!(cache.evict(2000, &HashSet::new()), 0);
 }

@@ -387,10 +387,7 @@ fn process_env(
         .find(|m| m.target.starts_with(crate::plan::dockerfile::HF_HUB_CACHE))
         && let Some(node_cache) = m.source.parent()
     {
-        env.insert(
-            "HF_HUB_CACHE".to_owned(),
-            node_cache.display().to_string(),
-        );
+        env.insert("HF_HUB_CACHE".to_owned(), node_cache.display().to_string());
     }
     if !spec.gpu_device_ids.is_empty() {
         env.insert(

@@ -88,6 +88,7 @@ async fn resolve<E: ContainerEngine>(
     let (status, start, len) = match range {
         ByteRange::Whole => (StatusCode::OK, 0, size),
         ByteRange::Part { start, end } => {
+            tracing::debug!(repo = %repo.id, file = %file, start, end, "serving a byte range");
             out.insert(
                 header::CONTENT_RANGE,
                 HeaderValue::from_str(&format!("bytes {start}-{end}/{size}"))
