@@ -9,7 +9,11 @@
 //! Cache volumes: each hub repo a Space uses is mounted read-only, with
 //! `subPath`, from one per-node cache (a hostPath by default, or a shared
 //! PVC), so a second Space using the same model on that node downloads
-//! nothing. The init step that fills the cache comes with the hub-cache work.
+//! nothing. Init containers (the spaceport image running `spaceport cache
+//! fill`, one per repo revision) fill that cache from the hub before the app
+//! starts, with the same code and guarantees as on one machine: a blob is
+//! downloaded once per node (file locks), resumed after an interruption and
+//! verified before any snapshot links to it.
 
 use crate::crd::{Space, SpaceSpec};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
@@ -54,6 +58,8 @@ pub struct ControllerSettings {
     pub cache: CacheVolume,
     /// StorageClass of /data claims; `None` uses the cluster's default.
     pub storage_class: Option<String>,
+    /// The spaceport image, whose `spaceport cache fill` fills the cache.
+    pub image: String,
 }
 
 impl Default for ControllerSettings {
@@ -63,6 +69,7 @@ impl Default for ControllerSettings {
             catalog: FlavorCatalog::builtin(),
             cache: CacheVolume::HostPath("/var/cache/spaceport/hub".into()),
             storage_class: None,
+            image: "ghcr.io/spaceport-dev/spaceport:latest".into(),
         }
     }
 }
@@ -172,6 +179,60 @@ pub fn storage_size(tier: StorageTier) -> &'static str {
     }
 }
 
+/// Where the fill step sees the whole cache.
+const CACHE_MOUNT: &str = "/cache";
+
+/// The init container that fills one revision of a hub repo into the
+/// node's cache.
+fn fill_container(
+    settings: &ControllerSettings,
+    index: usize,
+    repo_type: spaceport_runtime::plan::HubRepoType,
+    repo_id: &str,
+    want: &spaceport_runtime::plan::Want,
+    cache_volume: &str,
+) -> Container {
+    let mut args = vec![
+        "cache".to_owned(),
+        "fill".to_owned(),
+        "--cache".to_owned(),
+        CACHE_MOUNT.to_owned(),
+        "--endpoint".to_owned(),
+        settings.plan.hub_url.clone(),
+    ];
+    if repo_type == spaceport_runtime::plan::HubRepoType::Dataset {
+        args.push("--dataset".into());
+    }
+    args.push(match &want.revision {
+        Some(r) => format!("{repo_id}@{r}"),
+        None => repo_id.to_owned(),
+    });
+    args.extend(want.files.iter().cloned());
+    Container {
+        name: format!("cache-fill-{index}"),
+        image: Some(settings.image.clone()),
+        command: Some(vec!["spaceport".into()]),
+        args: Some(args),
+        volume_mounts: Some(vec![VolumeMount {
+            name: cache_volume.into(),
+            mount_path: CACHE_MOUNT.into(),
+            ..VolumeMount::default()
+        }]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(1000),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
 /// Builds the objects of a Space. Pure.
 pub fn desired(space: &Space, settings: &ControllerSettings) -> Result<Desired, DesiredError> {
     let config = config_of(space).ok_or(DesiredError::NoConfig)?;
@@ -185,10 +246,25 @@ pub fn desired(space: &Space, settings: &ControllerSettings) -> Result<Desired, 
     let mut mounts = Vec::new();
     let cache_volume = "hub-cache";
     let mut uses_cache = false;
+    let mut fills = Vec::new();
     for v in &run.volumes {
         match &v.source {
-            VolumeSource::HubRepo { .. } => {
+            VolumeSource::HubRepo {
+                repo_type,
+                repo_id,
+                wants,
+            } => {
                 uses_cache = true;
+                for want in wants {
+                    fills.push(fill_container(
+                        settings,
+                        fills.len(),
+                        *repo_type,
+                        repo_id,
+                        want,
+                        cache_volume,
+                    ));
+                }
                 let folder = v.target.rsplit('/').next().unwrap_or_default().to_owned();
                 mounts.push(VolumeMount {
                     name: cache_volume.into(),
@@ -227,9 +303,10 @@ pub fn desired(space: &Space, settings: &ControllerSettings) -> Result<Desired, 
             },
             CacheVolume::Claim(claim) => Volume {
                 name: cache_volume.into(),
+                // Written by the fill step; the app mounts it read-only.
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
                     claim_name: claim.clone(),
-                    read_only: Some(true),
+                    read_only: Some(false),
                 }),
                 ..Volume::default()
             },
@@ -239,6 +316,7 @@ pub fn desired(space: &Space, settings: &ControllerSettings) -> Result<Desired, 
     let container = container(space, &run, port, mounts);
     let mut pod = PodSpec {
         containers: vec![container],
+        init_containers: (!fills.is_empty()).then_some(fills),
         volumes: (!volumes.is_empty()).then_some(volumes),
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
