@@ -282,12 +282,7 @@ impl HubCache {
             return Ok(None);
         }
         let partial = blobs.join(format!("{}.incomplete", r.etag));
-        let result = match self.download(up, url, &partial, r).await {
-            Ok(received) => verify::check(&partial, &r.etag, r.size)
-                .await
-                .map(|()| received),
-            Err(e) => Err(e),
-        };
+        let result = self.download(up, url, &partial, r).await;
         match result {
             Ok(received) => {
                 std::fs::rename(&partial, &blob).map_err(|e| io("rename", &partial, e))?;
@@ -304,7 +299,8 @@ impl HubCache {
         }
     }
 
-    /// Downloads into `partial`, from where an earlier download stopped;
+    /// Downloads into `partial`, from where an earlier download stopped,
+    /// and checks the whole against the blob's name as the bytes arrive;
     /// the bytes received.
     async fn download(
         &self,
@@ -318,14 +314,16 @@ impl HubCache {
             have = 0;
         }
         if have == r.size && r.size > 0 {
-            return Ok(0);
+            return verify::check(partial, &r.etag, r.size).await.map(|()| 0);
         }
         let resp = up.get(url, Some(have)).await?;
         let status = resp.status();
         let append = match status.as_u16() {
             206 => true,
             200 => false,
-            416 if have == r.size => return Ok(0),
+            416 if have == r.size => {
+                return verify::check(partial, &r.etag, r.size).await.map(|()| 0);
+            }
             _ => {
                 let why = resp
                     .headers()
@@ -344,6 +342,10 @@ impl HubCache {
             .open(partial)
             .await
             .map_err(|e| io("open", partial, e))?;
+        let mut hash = verify::Hasher::new(&r.etag, r.size);
+        if append {
+            hash.update_from(partial).await?;
+        }
         let mut body = resp.into_body();
         let mut received = 0u64;
         while let Some(frame) = body.frame().await {
@@ -352,11 +354,12 @@ impl HubCache {
                 file.write_all(&data)
                     .await
                     .map_err(|e| io("write", partial, e))?;
+                hash.update(&data);
                 received += data.len() as u64;
             }
         }
         file.sync_all().await.map_err(|e| io("sync", partial, e))?;
-        Ok(received)
+        hash.finish().map(|()| received)
     }
 
     /// Removes the snapshots used least recently, not in `in_use` (snapshot
