@@ -86,6 +86,14 @@ pub struct UpArgs {
     /// Space mounts are evicted, least recently used first).
     #[arg(long, env = "SPACEPORT_CACHE_MAX_BYTES")]
     pub cache_max_bytes: Option<u64>,
+    /// An HF-compatible hub (https://huggingface.co, a mirror) that the
+    /// models and datasets Spaces name come from when this hub has no repo
+    /// of that name.
+    #[arg(long, env = "SPACEPORT_MODELS_UPSTREAM")]
+    pub models_upstream: Option<String>,
+    /// The token for --models-upstream (private or gated repos).
+    #[arg(long, env = "SPACEPORT_MODELS_UPSTREAM_TOKEN", hide_env_values = true)]
+    pub models_upstream_token: Option<String>,
     /// What runs the Spaces: docker (containers), process (local
     /// processes, no isolation: for machines without Docker), or auto
     /// (docker when a Docker engine answers, else process).
@@ -281,6 +289,10 @@ async fn serve<E: ContainerEngine>(
         default_sleep_secs: args.default_sleep,
         sleep_check: Duration::from_secs(args.sleep_check),
         cache_max_bytes: args.cache_max_bytes,
+        models_upstream: args
+            .models_upstream
+            .clone()
+            .map(|u| (u, args.models_upstream_token.clone())),
     };
     let hub = Hub::new(config, store.clone(), repos, builder, runner);
     hub.attach_metrics(

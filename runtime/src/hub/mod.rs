@@ -66,6 +66,9 @@ pub struct HubConfig {
     pub sleep_check: Duration,
     /// Largest size of the model and dataset cache; `None`: no limit.
     pub cache_max_bytes: Option<u64>,
+    /// Where models and datasets that are not on this hub come from
+    /// (an HF-compatible endpoint and its token); `None`: nowhere.
+    pub models_upstream: Option<(String, Option<String>)>,
 }
 
 impl HubConfig {

@@ -43,6 +43,7 @@ impl<E: ContainerEngine> Hub<E> {
         log: &LogBook,
     ) -> Result<Vec<PathBuf>, String> {
         let mut requests = Vec::new();
+        let mut remote = Vec::new();
         let mut private = false;
         for v in &run.volumes {
             let VolumeSource::HubRepo {
@@ -60,29 +61,36 @@ impl<E: ContainerEngine> Hub<E> {
             let id = SpaceId::parse(repo_id).map_err(|e| format!("{repo_id}: {e}"))?;
             let missing = || {
                 format!(
-                    "the {} {repo_id} is not on this hub (or not readable by {})",
+                    "the {} {repo_id} is not on this hub (or not readable by {}){}",
                     repo_type.cache_prefix().trim_end_matches('s'),
-                    space.id
+                    space.id,
+                    if self.config().models_upstream.is_none() {
+                        "; an operator can name a hub to fetch it from with --models-upstream"
+                    } else {
+                        ""
+                    }
                 )
             };
-            let repo = self
-                .store()
-                .repo(kind, &id)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(missing)?;
-            if !self.space_may_read(space, &repo)? {
-                return Err(missing());
-            }
-            private |= repo.private;
-            for want in wants {
-                requests.push(FillRequest {
-                    repo_type: *repo_type,
-                    repo_id: repo.id.to_string(),
-                    want: want.clone(),
-                });
+            let fill = |want: &crate::plan::Want| FillRequest {
+                repo_type: *repo_type,
+                repo_id: repo_id.clone(),
+                want: want.clone(),
+            };
+            match self.store().repo(kind, &id).map_err(|e| e.to_string())? {
+                Some(repo) => {
+                    if !self.space_may_read(space, &repo)? {
+                        return Err(missing());
+                    }
+                    private |= repo.private;
+                    requests.extend(wants.iter().map(fill));
+                }
+                None if self.config().models_upstream.is_some() => {
+                    remote.extend(wants.iter().map(fill));
+                }
+                None => return Err(missing()),
             }
         }
-        if requests.is_empty() {
+        if requests.is_empty() && remote.is_empty() {
             return Ok(Vec::new());
         }
         // The fill reads through this hub's own download API; a private
@@ -98,16 +106,27 @@ impl<E: ContainerEngine> Hub<E> {
             None
         };
         let endpoint = format!("http://127.0.0.1:{}", self.config().port);
-        let up = Upstream::new(&endpoint, token.as_ref().map(|(_, v)| v.clone()))?;
+        let local = Upstream::new(&endpoint, token.as_ref().map(|(_, v)| v.clone()))?;
+        let upstream = match &self.config().models_upstream {
+            Some((url, token)) => Some(Upstream::new(url, token.clone())?),
+            None => None,
+        };
         let mut snapshots = Vec::new();
         let mut result = Ok(());
-        for req in &requests {
+        let all = requests
+            .iter()
+            .map(|r| (&local, r))
+            .chain(remote.iter().filter_map(|r| upstream.as_ref().map(|u| (u, r))));
+        for (up, req) in all {
             let what = match &req.want.revision {
                 Some(r) => format!("{}@{r}", req.repo_id),
                 None => req.repo_id.clone(),
             };
-            log.push(format!("--> Filling the model cache: {what}"));
-            match self.inner.cache.fill(&up, req).await {
+            log.push(format!(
+                "--> Filling the model cache: {what} (from {})",
+                up.endpoint()
+            ));
+            match self.inner.cache.fill(up, req).await {
                 Ok(r) => {
                     log.push(format!(
                         "    {} files at {}: {} bytes downloaded, {} bytes already cached, {:.2} s",
