@@ -187,11 +187,12 @@ const CACHE_MOUNT: &str = "/cache";
 fn fill_container(
     settings: &ControllerSettings,
     index: usize,
-    repo_type: spaceport_runtime::plan::HubRepoType,
-    repo_id: &str,
+    (repo_type, repo_id): (spaceport_runtime::plan::HubRepoType, &str),
     want: &spaceport_runtime::plan::Want,
+    view: Option<(&str, Option<&str>)>,
     cache_volume: &str,
 ) -> Container {
+    use spaceport_runtime::plan::HubRepoType;
     let mut args = vec![
         "cache".to_owned(),
         "fill".to_owned(),
@@ -200,8 +201,18 @@ fn fill_container(
         "--endpoint".to_owned(),
         settings.plan.hub_url.clone(),
     ];
-    if repo_type == spaceport_runtime::plan::HubRepoType::Dataset {
-        args.push("--dataset".into());
+    match repo_type {
+        HubRepoType::Dataset => args.push("--dataset".into()),
+        HubRepoType::Space => args.push("--space".into()),
+        HubRepoType::Model => {}
+    }
+    if let Some((dir, sub)) = view {
+        args.push("--view".into());
+        args.push(format!("{CACHE_MOUNT}/{dir}"));
+        if let Some(sub) = sub {
+            args.push("--view-path".into());
+            args.push(sub.to_owned());
+        }
     }
     args.push(match &want.revision {
         Some(r) => format!("{repo_id}@{r}"),
@@ -259,9 +270,9 @@ pub fn desired(space: &Space, settings: &ControllerSettings) -> Result<Desired, 
                     fills.push(fill_container(
                         settings,
                         fills.len(),
-                        *repo_type,
-                        repo_id,
+                        (*repo_type, repo_id),
                         want,
+                        None,
                         cache_volume,
                     ));
                 }
@@ -270,6 +281,36 @@ pub fn desired(space: &Space, settings: &ControllerSettings) -> Result<Desired, 
                     name: cache_volume.into(),
                     mount_path: v.target.clone(),
                     sub_path: Some(folder),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                });
+            }
+            VolumeSource::HubView {
+                repo_type,
+                repo_id,
+                revision,
+                path,
+                index,
+            } => {
+                // The repo's files as plain files (hard links into the
+                // cache), made by the fill step in the cache volume.
+                uses_cache = true;
+                let view = format!(".views/{}/{index}", context.id.host_label());
+                fills.push(fill_container(
+                    settings,
+                    fills.len(),
+                    (*repo_type, repo_id),
+                    &spaceport_runtime::plan::Want {
+                        revision: revision.clone(),
+                        files: Vec::new(),
+                    },
+                    Some((&view, path.as_deref())),
+                    cache_volume,
+                ));
+                mounts.push(VolumeMount {
+                    name: cache_volume.into(),
+                    mount_path: v.target.clone(),
+                    sub_path: Some(view),
                     read_only: Some(true),
                     ..VolumeMount::default()
                 });

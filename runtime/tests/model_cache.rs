@@ -571,3 +571,129 @@ fn walk_sizes(dir: &Path) -> u64 {
         })
         .sum()
 }
+
+#[tokio::test]
+async fn a_docker_space_reads_its_mounted_repos_from_readme_and_api() {
+    if !hub::docker_ready() {
+        return;
+    }
+    if !require(
+        python_has("huggingface_hub"),
+        "python3 cannot import huggingface_hub (pip install huggingface_hub)",
+    ) {
+        return;
+    }
+    let hub = Hub::start(&["--runner", "docker"]).await;
+    let git = Git::new();
+    create_repo(&hub, "model", "admin/tiny-weights").await;
+    let files = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(files.path().join("sub")).unwrap();
+    std::fs::write(files.path().join("config.json"), "{\"tiny\": true}\n").unwrap();
+    let weights = pseudo_random(11 << 20, 7);
+    std::fs::write(files.path().join("sub/weights.bin"), &weights).unwrap();
+    push(&hub, &git, "/admin/tiny-weights", files.path());
+
+    let space = "admin/volume-reader";
+    hub.create_space(space, "docker").await;
+    let work = git.repo(
+        &hub.git_url(space, ADMIN_TOKEN),
+        &hub::fixture("volume-reader"),
+    );
+    git.ok(work.path(), &["push", "-q", "origin", "main"]);
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(600))
+        .await;
+    // The README's `models`: in the HF cache layout, links into blobs.
+    let cache = "/home/user/.cache/huggingface/hub/models--admin--tiny-weights";
+    let (status, refs) = hub
+        .visit(space, &format!("{cache}/refs/main"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{refs}");
+    let (status, body) = hub
+        .visit(
+            space,
+            &format!("{cache}/snapshots/{}/config.json", refs.trim()),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "{\"tiny\": true}\n"));
+
+    // A volume set with the real client's set_space_volumes: the repo's
+    // folder `sub` at /models/tiny, as plain files.
+    let script = format!(
+        "from huggingface_hub import HfApi, Volume\n\
+         api = HfApi(endpoint='{}', token='{ADMIN_TOKEN}')\n\
+         api.set_space_volumes('{space}', volumes=[Volume(type='model', source='admin/tiny-weights', mount_path='/models/tiny', path='sub')])\n\
+         print(api.get_space_runtime('{space}').raw.get('volumes'))\n",
+        hub.base()
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/models/tiny"));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let got = hub
+            .request(
+                "GET",
+                "/models/tiny/weights.bin",
+                Some(&hub.host_of(space)),
+                None,
+                None,
+            )
+            .await;
+        if let Ok((200, _, raw)) = &got
+            && raw.len() == weights.len()
+        {
+            assert_eq!(sha256_hex(raw), sha256_hex(&weights));
+            break;
+        }
+        let status = got.as_ref().map(|(s, _, b)| (*s, b.len()));
+        assert!(
+            Instant::now() < deadline,
+            "the volume never appeared: {status:?}\n{}",
+            hub.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Bad volumes are refused with a reason.
+    for (bad, why) in [
+        (
+            json!({"type": "bucket", "source": "a/b", "mountPath": "/x"}),
+            "bucket",
+        ),
+        (
+            json!({"type": "model", "source": "admin/tiny-weights", "mountPath": "/etc/x"}),
+            "hide",
+        ),
+        (
+            json!({"type": "model", "source": "admin/tiny-weights", "mountPath": "/m/../etc"}),
+            "absolute",
+        ),
+        (
+            json!({"type": "model", "source": "../x", "mountPath": "/m"}),
+            "repo id",
+        ),
+    ] {
+        let (status, body) = hub
+            .api(
+                "PUT",
+                &format!("/api/spaces/{space}/volumes"),
+                Some(json!({ "volumes": [bad] })),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.to_string().contains(why), "{why}: {body}");
+    }
+    hub::remove_spaces(&[space]);
+}

@@ -58,8 +58,18 @@ pub struct FillArgs {
     #[arg(long, env = "HF_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The repo is a dataset (default: a model).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "space")]
     pub dataset: bool,
+    /// The repo is a Space.
+    #[arg(long)]
+    pub space: bool,
+    /// Also lay the revision's files out as plain files (hard links to the
+    /// cache) in this folder, for mounting at any path.
+    #[arg(long, value_name = "DIR")]
+    pub view: Option<PathBuf>,
+    /// With --view: only this folder of the repo.
+    #[arg(long, requires = "view", value_name = "FOLDER")]
+    pub view_path: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -98,6 +108,8 @@ async fn cache(args: &CacheArgs, out: &mut dyn std::io::Write) -> anyhow::Result
             let req = FillRequest {
                 repo_type: if f.dataset {
                     HubRepoType::Dataset
+                } else if f.space {
+                    HubRepoType::Space
                 } else {
                     HubRepoType::Model
                 },
@@ -108,6 +120,14 @@ async fn cache(args: &CacheArgs, out: &mut dyn std::io::Write) -> anyhow::Result
                 },
             };
             let r = cache.fill(&up, &req).await.map_err(anyhow::Error::msg)?;
+            if let Some(view) = &f.view {
+                let snapshot = cache
+                    .repo_folder(req.repo_type, &req.repo_id)
+                    .join("snapshots")
+                    .join(&r.commit);
+                crate::hubcache::make_view(&snapshot, f.view_path.as_deref(), view)
+                    .map_err(anyhow::Error::msg)?;
+            }
             if f.json {
                 let v = serde_json::json!({
                     "repo": req.repo_id,

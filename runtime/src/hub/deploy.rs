@@ -119,6 +119,7 @@ impl<E: ContainerEngine> Hub<E> {
         context.commit = Some(commit.clone());
         context.creator_user_id = Some(repo.created_by.clone());
         context.hardware = repo.settings.hardware.clone();
+        context.volumes = repo.settings.volumes.clone();
         context.variables = variables;
         context.secret_names = secrets.keys().cloned().collect::<BTreeSet<_>>();
         let plan = match plan(

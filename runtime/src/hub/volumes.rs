@@ -42,21 +42,38 @@ impl<E: ContainerEngine> Hub<E> {
         run: &RunSpec,
         log: &LogBook,
     ) -> Result<Vec<PathBuf>, String> {
-        let mut requests = Vec::new();
+        // Each fill, and the API volume it makes a view for (if any).
+        let mut requests: Vec<(FillRequest, Option<(usize, Option<String>)>)> = Vec::new();
         let mut remote = Vec::new();
         let mut private = false;
         for v in &run.volumes {
-            let VolumeSource::HubRepo {
-                repo_type,
-                repo_id,
-                wants,
-            } = &v.source
-            else {
-                continue;
+            let (repo_type, repo_id, wants, view) = match &v.source {
+                VolumeSource::HubRepo {
+                    repo_type,
+                    repo_id,
+                    wants,
+                } => (*repo_type, repo_id, wants.clone(), None),
+                VolumeSource::HubView {
+                    repo_type,
+                    repo_id,
+                    revision,
+                    path,
+                    index,
+                } => (
+                    *repo_type,
+                    repo_id,
+                    vec![crate::plan::Want {
+                        revision: revision.clone(),
+                        files: Vec::new(),
+                    }],
+                    Some((*index, path.clone())),
+                ),
+                VolumeSource::Persistent { .. } => continue,
             };
             let kind = match repo_type {
                 HubRepoType::Model => RepoKind::Model,
                 HubRepoType::Dataset => RepoKind::Dataset,
+                HubRepoType::Space => RepoKind::Space,
             };
             let id = SpaceId::parse(repo_id).map_err(|e| format!("{repo_id}: {e}"))?;
             let missing = || {
@@ -71,10 +88,15 @@ impl<E: ContainerEngine> Hub<E> {
                     }
                 )
             };
-            let fill = |want: &crate::plan::Want| FillRequest {
-                repo_type: *repo_type,
-                repo_id: repo_id.clone(),
-                want: want.clone(),
+            let fill = |want: &crate::plan::Want| {
+                (
+                    FillRequest {
+                        repo_type,
+                        repo_id: repo_id.clone(),
+                        want: want.clone(),
+                    },
+                    view.clone(),
+                )
             };
             match self.store().repo(kind, &id).map_err(|e| e.to_string())? {
                 Some(repo) => {
@@ -113,11 +135,12 @@ impl<E: ContainerEngine> Hub<E> {
         };
         let mut snapshots = Vec::new();
         let mut result = Ok(());
-        let all = requests
-            .iter()
-            .map(|r| (&local, r))
-            .chain(remote.iter().filter_map(|r| upstream.as_ref().map(|u| (u, r))));
-        for (up, req) in all {
+        let all = requests.iter().map(|r| (&local, r)).chain(
+            remote
+                .iter()
+                .filter_map(|r| upstream.as_ref().map(|u| (u, r))),
+        );
+        for (up, (req, view)) in all {
             let what = match &req.want.revision {
                 Some(r) => format!("{}@{r}", req.repo_id),
                 None => req.repo_id.clone(),
@@ -128,6 +151,27 @@ impl<E: ContainerEngine> Hub<E> {
             ));
             match self.inner.cache.fill(up, req).await {
                 Ok(r) => {
+                    let snapshot = self
+                        .inner
+                        .cache
+                        .repo_folder(req.repo_type, &req.repo_id)
+                        .join("snapshots")
+                        .join(&r.commit);
+                    if let Some((index, path)) = view {
+                        let root = self
+                            .inner
+                            .cache
+                            .root()
+                            .parent()
+                            .unwrap_or(self.inner.cache.root());
+                        let dest = crate::run::spec::view_folder(root, &space.id, *index);
+                        if let Err(e) =
+                            crate::hubcache::make_view(&snapshot, path.as_deref(), &dest)
+                        {
+                            result = Err(format!("failed to mount {what}: {e}"));
+                            break;
+                        }
+                    }
                     log.push(format!(
                         "    {} files at {}: {} bytes downloaded, {} bytes already cached, {:.2} s",
                         r.files,
@@ -136,13 +180,7 @@ impl<E: ContainerEngine> Hub<E> {
                         r.bytes_reused,
                         r.elapsed.as_secs_f64()
                     ));
-                    snapshots.push(
-                        self.inner
-                            .cache
-                            .repo_folder(req.repo_type, &req.repo_id)
-                            .join("snapshots")
-                            .join(&r.commit),
-                    );
+                    snapshots.push(snapshot);
                 }
                 Err(e) => {
                     result = Err(format!("failed to fetch {what}: {e}"));

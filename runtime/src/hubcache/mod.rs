@@ -209,6 +209,7 @@ impl HubCache {
         let base = match req.repo_type {
             HubRepoType::Model => String::new(),
             HubRepoType::Dataset => "/datasets".to_owned(),
+            HubRepoType::Space => "/spaces".to_owned(),
         };
         for r in &remote {
             let url = format!("{base}/{id}/resolve/{commit}/{}", encode_path(&r.path));
@@ -488,6 +489,67 @@ fn link(folder: &Path, commit: &str, path: &str, etag: &str) -> Result<(), Strin
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(&target, &tmp).map_err(|e| io("link", &tmp, e))?;
     std::fs::rename(&tmp, &at).map_err(|e| io("rename", &tmp, e))
+}
+
+/// Makes `dest` hold the files of a snapshot (or of its folder `sub`) as
+/// plain files, hard links to the cache's blobs (copies where the
+/// filesystem cannot link): a view a container can mount anywhere, since
+/// it needs no link back into the cache. Replaces what `dest` held.
+pub fn make_view(snapshot: &Path, sub: Option<&str>, dest: &Path) -> Result<(), String> {
+    let from = match sub {
+        Some(s) => {
+            let s = s.trim_matches('/');
+            if !plain_path(s) {
+                return Err(format!("'{s}' is not a folder of the repo"));
+            }
+            snapshot.join(s)
+        }
+        None => snapshot.to_owned(),
+    };
+    if !from.is_dir() {
+        return Err(format!(
+            "the repo has no folder {}",
+            sub.unwrap_or_default()
+        ));
+    }
+    let parent = dest.parent().ok_or("no parent folder")?;
+    std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".view-")
+        .tempdir_in(parent)
+        .map_err(|e| io("create a folder in", parent, e))?;
+    let mut stack = vec![(from.clone(), tmp.path().to_owned())];
+    while let Some((src, out)) = stack.pop() {
+        for e in std::fs::read_dir(&src)
+            .map_err(|e| io("read", &src, e))?
+            .flatten()
+        {
+            let p = e.path();
+            let target = out.join(e.file_name());
+            let meta = std::fs::metadata(&p).map_err(|e| io("read", &p, e))?;
+            if meta.is_dir() {
+                std::fs::create_dir(&target).map_err(|e| io("create", &target, e))?;
+                stack.push((p, target));
+            } else {
+                let blob = std::fs::canonicalize(&p).map_err(|e| io("resolve", &p, e))?;
+                if std::fs::hard_link(&blob, &target).is_err() {
+                    std::fs::copy(&blob, &target).map_err(|e| io("copy", &blob, e))?;
+                }
+            }
+        }
+    }
+    let made = tmp.keep();
+    let old = parent.join(format!(
+        ".old-{}",
+        dest.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = std::fs::remove_dir_all(&old);
+    if dest.exists() {
+        std::fs::rename(dest, &old).map_err(|e| io("move", dest, e))?;
+    }
+    std::fs::rename(&made, dest).map_err(|e| io("rename", &made, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
 }
 
 /// Marks a snapshot as used now (for eviction's order).

@@ -153,6 +153,92 @@ pub struct SpaceContext {
     pub secret_names: BTreeSet<String>,
     /// Persistent storage mounted at /data, when the owner bought some.
     pub storage: Option<StorageTier>,
+    /// Repos the owner mounted through the API (`set_space_volumes`).
+    pub volumes: Vec<ApiVolume>,
+}
+
+/// A hub repo mounted at a path of the owner's choice, as the Hub's
+/// `PUT /api/spaces/{id}/volumes` sets it. Always read-only.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApiVolume {
+    /// `model`, `dataset` or `space`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The repo id.
+    pub source: String,
+    #[serde(rename = "mountPath")]
+    pub mount_path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// A folder of the repo to mount instead of all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl ApiVolume {
+    /// Checks a volume as the API receives it; the words for a 400.
+    pub fn validate(&self) -> Result<(), String> {
+        if !matches!(self.kind.as_str(), "model" | "dataset" | "space") {
+            return Err(format!(
+                "volumes of type '{}' are not supported here: mount a model, a dataset or a space",
+                self.kind
+            ));
+        }
+        RepoId::parse(&self.source)
+            .map_err(|_| format!("'{}' is not a repo id (owner/name)", self.source))?;
+        let m = &self.mount_path;
+        let plain = |p: &str| p.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+        if !m.starts_with('/')
+            || m.len() < 2
+            || !plain(&m[1..])
+            || m.contains(['\0', '\n', ':', ','])
+        {
+            return Err(format!(
+                "mountPath '{m}' must be an absolute path such as /models/bert, without '..'"
+            ));
+        }
+        const SYSTEM: &[&str] = &[
+            "/bin",
+            "/boot",
+            "/dev",
+            "/etc",
+            "/lib",
+            "/lib64",
+            "/proc",
+            "/run",
+            "/sbin",
+            "/sys",
+            "/usr",
+            "/var",
+            "/tmp",
+            "/home/user/app",
+            "/data",
+        ];
+        if SYSTEM
+            .iter()
+            .any(|s| m == s || m.starts_with(&format!("{s}/")))
+        {
+            return Err(format!(
+                "mountPath '{m}' would hide a folder the Space needs"
+            ));
+        }
+        if let Some(p) = &self.path
+            && !p.is_empty()
+            && !plain(p.trim_matches('/'))
+        {
+            return Err(format!(
+                "path '{p}' must be a folder of the repo, without '..'"
+            ));
+        }
+        if let Some(r) = &self.revision
+            && (r.is_empty()
+                || r.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+                || r.contains(['\0', ' ']))
+        {
+            return Err(format!("revision '{r}' is not a branch, a tag or a commit"));
+        }
+        Ok(())
+    }
 }
 
 impl SpaceContext {
@@ -165,6 +251,7 @@ impl SpaceContext {
             variables: BTreeMap::new(),
             secret_names: BTreeSet::new(),
             storage: None,
+            volumes: Vec::new(),
         }
     }
 }

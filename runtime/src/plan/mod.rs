@@ -13,7 +13,7 @@ pub mod dockerfile;
 pub mod input;
 mod run;
 
-pub use input::{PlanSettings, RepoFiles, SpaceContext, SpaceId};
+pub use input::{ApiVolume, PlanSettings, RepoFiles, SpaceContext, SpaceId};
 pub use run::{HubRepoType, Want};
 
 use crate::config::{RepoPath, Sdk, SpaceConfig, StorageTier};
@@ -148,6 +148,16 @@ pub enum VolumeSource {
     },
     /// The Space's persistent storage.
     Persistent { tier: StorageTier },
+    /// The files of one revision of a hub repo (or a folder of it) as
+    /// plain files at a path of the owner's choice (`set_space_volumes`).
+    /// `index` numbers the Space's views.
+    HubView {
+        repo_type: HubRepoType,
+        repo_id: String,
+        revision: Option<String>,
+        path: Option<String>,
+        index: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -20,6 +20,7 @@ const PIDS_LIMIT: u32 = 4096;
 pub enum HubRepoType {
     Model,
     Dataset,
+    Space,
 }
 
 impl HubRepoType {
@@ -28,6 +29,7 @@ impl HubRepoType {
         match self {
             HubRepoType::Model => "models",
             HubRepoType::Dataset => "datasets",
+            HubRepoType::Space => "spaces",
         }
     }
 }
@@ -272,6 +274,24 @@ fn volumes(config: &SpaceConfig, context: &SpaceContext) -> Vec<Volume> {
             read_only: true,
         })
         .collect();
+    for (index, v) in context.volumes.iter().enumerate() {
+        let repo_type = match v.kind.as_str() {
+            "dataset" => HubRepoType::Dataset,
+            "space" => HubRepoType::Space,
+            _ => HubRepoType::Model,
+        };
+        out.push(Volume {
+            target: v.mount_path.clone(),
+            source: VolumeSource::HubView {
+                repo_type,
+                repo_id: v.source.clone(),
+                revision: v.revision.clone(),
+                path: v.path.clone().filter(|p| !p.trim_matches('/').is_empty()),
+                index,
+            },
+            read_only: true,
+        });
+    }
     if let Some(tier) = context.storage {
         out.push(Volume {
             source: VolumeSource::Persistent { tier },

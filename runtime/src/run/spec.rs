@@ -69,6 +69,14 @@ impl Default for ContainerSettings {
     }
 }
 
+/// Where the hub puts the files of a Space's `index`-th API volume.
+pub fn view_folder(volume_root: &std::path::Path, space: &SpaceId, index: usize) -> PathBuf {
+    volume_root
+        .join("views")
+        .join(space.host_label())
+        .join(index.to_string())
+}
+
 /// The container name of a Space's version.
 pub fn container_name(space: &SpaceId, commit: &str) -> String {
     let commit: String = commit
@@ -121,6 +129,7 @@ pub fn container_spec(
                     repo_id.replace('/', "--")
                 )),
                 VolumeSource::Persistent { .. } => root.join("data").join(space.host_label()),
+                VolumeSource::HubView { index, .. } => view_folder(root, space, *index),
             };
             mounts.push(BindMount {
                 source,

@@ -31,6 +31,8 @@ pub struct RepoSettings {
     pub host_port: Option<u16>,
     /// Runs in dev mode.
     pub dev_mode: bool,
+    /// Hub repos mounted through the API.
+    pub volumes: Vec<crate::plan::ApiVolume>,
 }
 
 impl RepoSettings {

@@ -19,7 +19,7 @@ use axum::Json;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use super::Hub;
 use crate::engine::ContainerEngine;
@@ -221,6 +221,10 @@ fn routes<E: ContainerEngine>() -> Router<Hub<E>> {
             post(spaces::sleeptime::<E>),
         )
         .route("/api/spaces/{owner}/{name}/pause", post(spaces::pause::<E>))
+        .route(
+            "/api/spaces/{owner}/{name}/volumes",
+            put(spaces::set_volumes::<E>).delete(spaces::delete_volumes::<E>),
+        )
         .route(
             "/api/spaces/{owner}/{name}/restart",
             post(spaces::restart::<E>),

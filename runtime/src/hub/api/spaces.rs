@@ -36,7 +36,83 @@ pub fn runtime_json<E: ContainerEngine>(hub: &Hub<E>, repo: &Repo) -> Value {
     if let Some(m) = view.message {
         v["errorMessage"] = Value::from(m);
     }
+    if !repo.settings.volumes.is_empty() {
+        v["volumes"] = repo
+            .settings
+            .volumes
+            .iter()
+            .map(|vol| {
+                let mut j = serde_json::to_value(vol).unwrap_or(Value::Null);
+                j["readOnly"] = Value::from(true);
+                j
+            })
+            .collect();
+    }
     v
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VolumesRequest {
+    volumes: Vec<Value>,
+}
+
+/// `PUT /api/spaces/{id}/volumes` (`set_space_volumes`): the hub repos
+/// mounted, read-only, at paths of the owner's choice; the Space restarts
+/// with them.
+pub async fn set_volumes<E: ContainerEngine>(
+    State(hub): State<Hub<E>>,
+    WritableSpace(repo): WritableSpace,
+    JsonBody(body): JsonBody<VolumesRequest>,
+) -> ApiResult<Json<Value>> {
+    if repo.settings.sdk.as_deref() == Some("static") {
+        return Err(ApiError::bad_request(
+            "volumes are not supported on static Spaces",
+        ));
+    }
+    if body.volumes.len() > 32 {
+        return Err(ApiError::bad_request("at most 32 volumes"));
+    }
+    let mut volumes = Vec::new();
+    for raw in body.volumes {
+        if raw["readOnly"] == Value::Bool(false) && raw["type"] != "bucket" {
+            return Err(ApiError::bad_request(
+                "repos are mounted read-only; leave readOnly out or set it true",
+            ));
+        }
+        let vol: crate::plan::ApiVolume = serde_json::from_value(raw)
+            .map_err(|e| ApiError::bad_request(format!("invalid volume: {e}")))?;
+        vol.validate().map_err(ApiError::bad_request)?;
+        if volumes
+            .iter()
+            .any(|v: &crate::plan::ApiVolume| v.mount_path == vol.mount_path)
+        {
+            return Err(ApiError::bad_request(format!(
+                "two volumes at {}",
+                vol.mount_path
+            )));
+        }
+        volumes.push(vol);
+    }
+    let repo = hub
+        .store()
+        .update_repo(RepoKind::Space, &repo.id, |s| s.volumes = volumes)?;
+    hub.request_deploy(&repo.id, Reason::Restart);
+    Ok(Json(runtime_json(&hub, &repo)))
+}
+
+/// `DELETE /api/spaces/{id}/volumes`: no more mounted repos.
+pub async fn delete_volumes<E: ContainerEngine>(
+    State(hub): State<Hub<E>>,
+    WritableSpace(repo): WritableSpace,
+) -> ApiResult<Json<Value>> {
+    if repo.settings.volumes.is_empty() {
+        return Err(ApiError::bad_request("the Space has no volumes"));
+    }
+    let repo = hub
+        .store()
+        .update_repo(RepoKind::Space, &repo.id, |s| s.volumes.clear())?;
+    hub.request_deploy(&repo.id, Reason::Restart);
+    Ok(Json(runtime_json(&hub, &repo)))
 }
 
 pub async fn runtime<E: ContainerEngine>(
