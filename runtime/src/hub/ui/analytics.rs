@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use spaceport_proxy::pages::escape as esc;
 
-use super::charts::{self, Series};
+use super::charts::{self, Series, Style};
 use crate::state::DayStats;
 
 /// Quantiles of a histogram.
@@ -73,6 +73,15 @@ pub fn date_of(day: u32) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Seconds for people: "4.2 ms", "1.3 s".
+pub fn duration(secs: f64) -> String {
+    if secs < 1.0 {
+        format!("{} ms", charts::fmt_num(secs * 1000.0))
+    } else {
+        format!("{} s", charts::fmt_num(secs))
+    }
+}
+
 fn percentile_block(id: &str, title: &str, p: Option<Percentiles>, empty: &str) -> String {
     let mut h = format!("<section class=\"box\"><h2>{}</h2>", esc(title));
     match p {
@@ -86,15 +95,17 @@ fn percentile_block(id: &str, title: &str, p: Option<Percentiles>, empty: &str) 
                 title,
                 &labels,
                 &[Series::new("seconds", vec![p.p50, p.p90, p.p99])],
-                false,
-                "s",
+                Style {
+                    unit: "s",
+                    ..Style::default()
+                },
             ));
             let _ = write!(
                 h,
-                "<p class=\"muted\">p50 {} s, p90 {} s, p99 {} s over {} observations. Source: the proxy's histogram since this hub started, estimated within its buckets.</p>",
-                esc(&charts::fmt_num(p.p50)),
-                esc(&charts::fmt_num(p.p90)),
-                esc(&charts::fmt_num(p.p99)),
+                "<p class=\"muted\">p50 {}, p90 {}, p99 {} over {} observations. Source: the proxy's histogram since this hub started, estimated within its buckets.</p>",
+                esc(&duration(p.p50)),
+                esc(&duration(p.p90)),
+                esc(&duration(p.p99)),
                 esc(&charts::fmt_num(p.count)),
             );
         }
@@ -102,6 +113,13 @@ fn percentile_block(id: &str, title: &str, p: Option<Percentiles>, empty: &str) 
     h.push_str("</section>");
     h
 }
+
+/// Daily counts: side by side, totals in the legend.
+const COUNTS: Style<'static> = Style {
+    stacked: false,
+    unit: "",
+    totals: true,
+};
 
 /// The body of an analytics page.
 pub fn render(a: &AnalyticsData) -> String {
@@ -134,8 +152,7 @@ pub fn render(a: &AnalyticsData) -> String {
             "Visits and unique visitors per day",
             &labels,
             &visits,
-            false,
-            ""
+            COUNTS
         ),
         charts::table("Visits as a table", &labels, &visits)
     );
@@ -153,13 +170,14 @@ pub fn render(a: &AnalyticsData) -> String {
             "Requests per day by status class",
             &labels,
             &requests,
-            true,
-            ""
+            Style {
+                stacked: true,
+                ..COUNTS
+            }
         ),
         charts::table("Requests as a table", &labels, &requests)
     );
     let wakes = vec![Series::new("wakes", col(&|d| d.wakes))];
-    h.push_str("<div class=\"cols\">");
     h.push_str(&percentile_block(
         "latency",
         "Latency to the response head",
@@ -169,14 +187,7 @@ pub fn render(a: &AnalyticsData) -> String {
     let _ = write!(
         h,
         "<section class=\"box\"><h2>Wakes per day</h2>{}</section>",
-        charts::bars(
-            "wakes",
-            "Wakes from sleep per day",
-            &labels,
-            &wakes,
-            false,
-            ""
-        )
+        charts::bars("wakes", "Wakes from sleep per day", &labels, &wakes, COUNTS)
     );
     h.push_str(&percentile_block(
         "wake-latency",
@@ -184,7 +195,6 @@ pub fn render(a: &AnalyticsData) -> String {
         a.wake_latency,
         "No wakes measured since this hub started.",
     ));
-    h.push_str("</div>");
     if let Some(gpus) = &a.gpus {
         h.push_str(&gpu_panel(gpus));
     }

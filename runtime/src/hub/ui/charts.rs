@@ -54,23 +54,32 @@ pub fn fmt_num(v: f64) -> String {
         format!("{}", v as i64)
     } else if v.abs() >= 10.0 {
         format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.1}")
     } else {
-        format!("{v:.3}")
+        let digits = if v.abs() >= 1.0 { 1 } else { 3 };
+        let s = format!("{v:.digits$}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }
 
-/// Bars per label: side by side, or stacked. `unit` follows values in the
-/// tooltips ("visits", "s"). `id` makes the title's id unique on the page.
-pub fn bars(
-    id: &str,
-    title: &str,
-    labels: &[String],
-    series: &[Series],
-    stacked: bool,
-    unit: &str,
-) -> String {
+/// How a bar chart is drawn.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style<'a> {
+    /// Series on top of each other rather than side by side.
+    pub stacked: bool,
+    /// Follows values in the tooltips ("s").
+    pub unit: &'a str,
+    /// The legend adds each series' total (counts; not for quantiles).
+    pub totals: bool,
+}
+
+/// Bars per label, one color per series. `id` makes the title's id unique
+/// on the page.
+pub fn bars(id: &str, title: &str, labels: &[String], series: &[Series], style: Style) -> String {
+    let Style {
+        stacked,
+        unit,
+        totals: show_totals,
+    } = style;
     let n = labels.len().max(1);
     let totals: Vec<f64> = (0..labels.len())
         .map(|i| {
@@ -151,13 +160,17 @@ pub fn bars(
     );
     let mut legend = String::from("<p class=\"legend\">");
     for (k, s) in series.iter().enumerate() {
-        let total: f64 = s.values.iter().sum();
+        let total = if show_totals {
+            format!(" (total {})", fmt_num(s.values.iter().sum()))
+        } else {
+            String::new()
+        };
         let _ = write!(
             legend,
-            "<span><i style=\"background:{}\"></i>{} (total {})</span> ",
+            "<span><i style=\"background:{}\"></i>{}{}</span> ",
             PALETTE[k % PALETTE.len()],
             esc(&s.name),
-            esc(&fmt_num(total))
+            esc(&total)
         );
     }
     legend.push_str("</p>");
@@ -243,8 +256,10 @@ mod tests {
             "Visits & more",
             &labels,
             &[Series::new("visits", vec![2.0, 5.0])],
-            false,
-            "",
+            Style {
+                totals: true,
+                ..Style::default()
+            },
         );
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("Visits &amp; more"));
@@ -262,8 +277,10 @@ mod tests {
             "t",
             &labels,
             &[Series::new("2xx", vec![5.0]), Series::new("4xx", vec![5.0])],
-            true,
-            "",
+            Style {
+                stacked: true,
+                ..Style::default()
+            },
         );
         // Axis top 10: each half of the plot (180 px high) is 90 px.
         assert!(svg.contains("height=\"90.0\""), "{svg}");
@@ -271,6 +288,15 @@ mod tests {
             svg.contains("y=\"12.0\""),
             "the upper one reaches the top: {svg}"
         );
+    }
+
+    #[test]
+    fn numbers_print_short() {
+        assert_eq!(fmt_num(5.0), "5");
+        assert_eq!(fmt_num(0.5), "0.5");
+        assert_eq!(fmt_num(0.0012), "0.001");
+        assert_eq!(fmt_num(2.25), "2.2");
+        assert_eq!(fmt_num(123.4), "123");
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Filter {
         words_ok
             && (self.sdk.is_empty() || card.sdk.as_deref() == Some(self.sdk.as_str()))
             && (self.stage.is_empty() || card.stage == self.stage)
-            && (self.tag.is_empty() || card.tags.iter().any(|t| *t == self.tag))
+            && (self.tag.is_empty() || card.tags.contains(&self.tag))
     }
 
     fn is_empty(&self) -> bool {
@@ -105,8 +105,9 @@ fn card_html(card: &Card) -> String {
     }
     let _ = write!(
         meta,
-        "<span title=\"visits of the last 7 days\">{} visits/7d</span>",
-        card.visits_7d
+        "<span title=\"visits of the last 7 days\">{} visit{}/7d</span>",
+        card.visits_7d,
+        if card.visits_7d == 1 { "" } else { "s" }
     );
     format!(
         "<li><a class=\"card\" href=\"/spaces/{id}\" style=\"background:linear-gradient(135deg,{from},{to})\" data-space=\"{id}\"><div class=\"emoji\" aria-hidden=\"true\">{emoji}</div><div><div class=\"title\">{title}</div><div class=\"desc\">{desc}</div><div class=\"muted-id\">{id}</div></div><div class=\"meta\">{meta}</div></a></li>",

@@ -44,14 +44,23 @@ pub fn page(title: &str, chrome: &Chrome, body: &str) -> String {
 
 /// The content security policy of the UI's pages: this hub's scripts and
 /// styles only (style attributes allowed, for the card gradients), frames
-/// of this hub only (the app's path route).
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'";
+/// of this hub (private apps under `/apps/`) and of the Spaces' own hosts
+/// (`spaces`, e.g. `http://*.localhost:8080`).
+pub fn csp(spaces: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-src 'self' {spaces}; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
+    )
+}
+
+/// The policy when the Spaces' origin cannot be written in a header.
+pub const FALLBACK_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'";
 
 /// The stylesheet, served at `/ui/style.css`.
 pub const STYLE: &str = r#":root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#f6f8fa;--accent:#2563eb}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:#fff}
 a{color:var(--accent)}
+code{overflow-wrap:anywhere}
 header.top{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;justify-content:space-between;padding:.6rem 1rem;border-bottom:1px solid var(--line);background:var(--bg)}
 header.top .brand{font-weight:700;text-decoration:none;color:var(--fg)}
 header.top nav{display:flex;flex-wrap:wrap;gap:.8rem;align-items:center}
@@ -74,6 +83,7 @@ button.danger{border-color:#dc2626;color:#b91c1c}
 .card .desc{font-size:.9rem;overflow-wrap:anywhere}
 .card .meta{display:flex;flex-wrap:wrap;gap:.3rem;font-size:.75rem}
 .card .meta span{background:rgba(0,0,0,.3);border-radius:.3rem;padding:.05rem .35rem}
+.card .meta span.badge{background:rgba(255,255,255,.92);color:#111;text-shadow:none}
 .badge{display:inline-block;font-size:.75rem;font-weight:700;letter-spacing:.02em;padding:.1rem .45rem;border-radius:.3rem;background:#e5e7eb;color:#111}
 .badge.RUNNING{background:#dcfce7;color:#166534}
 .badge.BUILDING,.badge.APP_STARTING,.badge.RUNNING_BUILDING,.badge.RUNNING_APP_STARTING{background:#dbeafe;color:#1e40af}
@@ -82,7 +92,7 @@ button.danger{border-color:#dc2626;color:#b91c1c}
 .spacehead{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center}
 .spacehead .emoji{font-size:2rem}
 .tabs{display:flex;flex-wrap:wrap;gap:.8rem;margin:.4rem 0 1rem;border-bottom:1px solid var(--line);padding-bottom:.4rem}
-iframe.app{width:100%;height:70vh;min-height:24rem;border:1px solid var(--line);border-radius:.5rem}
+iframe.app{width:100%;height:70vh;min-height:24rem;max-height:40rem;border:1px solid var(--line);border-radius:.5rem}
 .notice{border:1px solid var(--line);border-left:4px solid #f59e0b;background:#fffbeb;padding:.7rem 1rem;border-radius:.4rem}
 .notice.ok{border-left-color:#16a34a;background:#f0fdf4}
 .notice.err{border-left-color:#dc2626;background:#fef2f2}
@@ -102,46 +112,58 @@ th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid var(--line);ov
 /// The script, served at `/ui/live.js`: stage badges and log views follow
 /// their event streams. Everything it updates is on the page without it.
 pub const SCRIPT: &str = r#""use strict";
-document.querySelectorAll("[data-stage-events]").forEach(function (badge) {
-  var es = new EventSource(badge.getAttribute("data-stage-events"));
-  var first = badge.textContent;
+(function () {
+  var root = document.querySelector("[data-events]");
+  if (!root || !window.EventSource) { return; }
+  var es = new EventSource(root.getAttribute("data-events"));
+  var badge = document.querySelector(".badge[data-live]");
+  var first = badge ? badge.textContent : "";
+  var logs = { build: document.getElementById("build-log"), run: document.getElementById("run-log") };
+  es.addEventListener("open", function () {
+    // The stream starts with the logs' history: show it afresh.
+    Object.keys(logs).forEach(function (k) {
+      if (logs[k]) { logs[k].textContent = ""; logs[k].setAttribute("data-lines", "0"); }
+    });
+  });
   es.addEventListener("stage", function (e) {
     var d = JSON.parse(e.data);
+    if (!badge) { return; }
     badge.textContent = d.stage;
     badge.className = "badge " + d.stage;
     var msg = document.getElementById("stage-message");
     if (msg) { msg.textContent = d.message || ""; }
-    var wantsFrame = d.stage === "RUNNING" || d.stage === "SLEEPING";
+    var wantsFrame = d.stage === "RUNNING" || d.stage === "SLEEPING" ||
+      d.stage === "RUNNING_BUILDING" || d.stage === "RUNNING_APP_STARTING";
     var hasFrame = !!document.querySelector("iframe.app");
     if (d.stage !== first && wantsFrame !== hasFrame && badge.hasAttribute("data-reload")) {
       es.close();
       window.location.reload();
     }
   });
-});
-document.querySelectorAll("pre[data-log-events]").forEach(function (pre) {
-  var es = new EventSource(pre.getAttribute("data-log-events"));
-  es.addEventListener("open", function () { pre.textContent = ""; });
-  es.addEventListener("message", function (e) {
-    var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-    pre.appendChild(document.createTextNode(e.data + "\n"));
-    if (atEnd) { pre.scrollTop = pre.scrollHeight; }
-    pre.setAttribute("data-lines", String((+pre.getAttribute("data-lines") || 0) + 1));
+  Object.keys(logs).forEach(function (k) {
+    es.addEventListener(k, function (e) {
+      var pre = logs[k];
+      if (!pre) { return; }
+      var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.appendChild(document.createTextNode(JSON.parse(e.data) + "\n"));
+      if (atEnd) { pre.scrollTop = pre.scrollHeight; }
+      pre.setAttribute("data-lines", String((+pre.getAttribute("data-lines") || 0) + 1));
+    });
   });
-});
+  // Leaving the page ends the stream (and lets the page be cached).
+  window.addEventListener("pagehide", function () { es.close(); });
+})();
 "#;
 
-/// A stage badge; `events` makes it live.
-pub fn badge(stage: &str, events: Option<&str>, reload: bool) -> String {
-    match events {
-        Some(url) => format!(
-            "<span class=\"badge {s}\" data-stage-events=\"{}\"{}>{s}</span>",
-            esc(url),
-            if reload { " data-reload" } else { "" },
-            s = esc(stage)
-        ),
-        None => format!("<span class=\"badge {s}\">{s}</span>", s = esc(stage)),
-    }
+/// A stage badge; `live` makes the page's event stream update it, and
+/// `reload` reloads the page when the app starts or stops showing.
+pub fn badge(stage: &str, live: bool, reload: bool) -> String {
+    format!(
+        "<span class=\"badge {s}\"{}{}>{s}</span>",
+        if live { " data-live" } else { "" },
+        if reload { " data-reload" } else { "" },
+        s = esc(stage)
+    )
 }
 
 #[cfg(test)]
@@ -170,9 +192,9 @@ mod tests {
     }
 
     #[test]
-    fn badges_escape_their_stream_url() {
-        let b = badge("RUNNING", Some("/x?a=1&b=\"2\""), true);
-        assert!(b.contains("data-stage-events=\"/x?a=1&amp;b=&quot;2&quot;\""));
-        assert!(b.contains("data-reload"));
+    fn badges_escape_their_stage() {
+        let b = badge("<x>", true, true);
+        assert!(b.contains("&lt;x&gt;") && b.contains("data-live") && b.contains("data-reload"));
+        assert!(!badge("RUNNING", false, false).contains("data-live"));
     }
 }

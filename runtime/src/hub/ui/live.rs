@@ -1,9 +1,14 @@
-//! Live parts of a Space's page, as server-sent events: its stage (event
-//! `stage`, JSON `{"stage", "message"}`) whenever the hub notes a change
-//! (and every few seconds as a backstop, for changes the runner makes on its
-//! own), and its build or run log line by line. The log streams follow the
-//! Space's *current* log: when a new build or container starts, the stream
-//! moves to its log, so a page left open shows the next deploy too.
+//! The live parts of a Space's page as one stream of server-sent events
+//! (one connection per page: browsers allow only six per host over
+//! HTTP/1.1, and a few open tabs would otherwise use them all up):
+//!
+//! - `stage`: JSON `{"stage", "message"}`, first the current one, then on
+//!   every change the hub signals (and every few seconds as a backstop, for
+//!   changes the runner makes on its own);
+//! - `build` and `run`, for the Space's writers only: one JSON string per
+//!   log line, the history first. These follow the Space's *current* log:
+//!   when a new build or container starts, the stream moves to its log, so a
+//!   page left open shows the next deploy too.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,7 +18,6 @@ use axum::extract::{Extension, Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use http::StatusCode;
 use tokio::sync::{broadcast, mpsc};
 
 use super::pages::is_owner;
@@ -27,19 +31,15 @@ use crate::repos::RepoKind;
 
 type Ui = Extension<Arc<UiState>>;
 
-/// How often the stage is looked at when nothing was signalled.
-const STAGE_BACKSTOP: Duration = Duration::from_secs(3);
+/// How often the stage and the logs' identity are looked at when nothing
+/// was signalled.
+const BACKSTOP: Duration = Duration::from_secs(3);
 
-fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<T>) -> impl Stream<Item = T> + Send {
-    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
-}
-
-fn sse(
-    rx: mpsc::Receiver<Event>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
-    use futures_util::StreamExt as _;
-    Sse::new(receiver_stream(rx).map(Ok))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(20)))
+fn sse(rx: mpsc::Receiver<Event>) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send> {
+    let events = stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(20)))
 }
 
 fn stage_event<E: ContainerEngine>(hub: &Hub<E>, space: &SpaceId) -> Option<(String, Event)> {
@@ -52,7 +52,74 @@ fn stage_event<E: ContainerEngine>(hub: &Hub<E>, space: &SpaceId) -> Option<(Str
     Some((json.clone(), Event::default().event("stage").data(json)))
 }
 
-pub async fn stage<E: ContainerEngine>(
+/// A log line as an event: a JSON string, so empty lines and carriage
+/// returns travel intact.
+fn line_event(which: &'static str, line: &str) -> Event {
+    Event::default()
+        .event(which)
+        .data(serde_json::Value::from(line).to_string())
+}
+
+/// One log the stream follows: the book it reads now and its receiver.
+struct Follow {
+    which: &'static str,
+    book: Option<Arc<LogBook>>,
+    lines: Option<broadcast::Receiver<String>>,
+}
+
+impl Follow {
+    fn new(which: &'static str) -> Self {
+        Follow {
+            which,
+            book: None,
+            lines: None,
+        }
+    }
+
+    /// Moves to the current book when it changed; the events to send (its
+    /// history, after a separator when an earlier book was shown).
+    fn refresh(&mut self, now: Option<Arc<LogBook>>) -> Vec<Event> {
+        let moved = match (&self.book, &now) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (None, None) => false,
+            _ => true,
+        };
+        if !moved {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if self.book.is_some() && now.is_some() {
+            out.push(line_event(self.which, "===== a new log starts ====="));
+        }
+        self.lines = now.as_ref().map(|b| {
+            let (history, rx) = b.subscribe();
+            out.extend(history.iter().map(|l| line_event(self.which, l)));
+            rx
+        });
+        self.book = now;
+        out
+    }
+
+    /// The next line, or never when there is no book.
+    async fn next(&mut self) -> Option<Event> {
+        let Some(rx) = self.lines.as_mut() else {
+            return std::future::pending().await;
+        };
+        match rx.recv().await {
+            Ok(l) => Some(line_event(self.which, &l)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(line_event(
+                self.which,
+                &format!("[{n} lines skipped: the reader was too slow]"),
+            )),
+            Err(broadcast::error::RecvError::Closed) => {
+                self.lines = None;
+                None
+            }
+        }
+    }
+}
+
+pub async fn events<E: ContainerEngine>(
     State(hub): State<Hub<E>>,
     Extension(ui): Ui,
     viewer: Viewer,
@@ -64,117 +131,37 @@ pub async fn stage<E: ContainerEngine>(
     else {
         return not_found(&viewer.chrome(&ui), viewer.identity().is_some());
     };
-    let (tx, rx) = mpsc::channel(8);
+    let with_logs = is_owner(&hub, &viewer, &repo.id);
+    let (tx, rx) = mpsc::channel::<Event>(512);
     let space = repo.id.clone();
     let mut changes = hub.changes(&space);
     tokio::spawn(async move {
-        let mut last = String::new();
+        let mut last_stage = String::new();
+        let mut build = Follow::new("build");
+        let mut run = Follow::new("run");
         loop {
             let Some((key, event)) = stage_event(&hub, &space) else {
-                return; // deleted
+                return; // the Space was deleted
             };
-            if key != last {
-                if tx.send(event).await.is_err() {
+            let mut batch = Vec::new();
+            if key != last_stage {
+                batch.push(event);
+                last_stage = key;
+            }
+            if with_logs {
+                batch.extend(build.refresh(hub.build_log(&space)));
+                batch.extend(run.refresh(hub.runner().logs(&space)));
+            }
+            for e in batch {
+                if tx.send(e).await.is_err() {
                     return;
                 }
-                last = key;
             }
             tokio::select! {
+                Some(e) = build.next() => if tx.send(e).await.is_err() { return },
+                Some(e) = run.next() => if tx.send(e).await.is_err() { return },
                 r = changes.changed() => if r.is_err() { return },
-                _ = tokio::time::sleep(STAGE_BACKSTOP) => {}
-                _ = tx.closed() => return,
-            }
-        }
-    });
-    sse(rx).into_response()
-}
-
-/// The Space's current build or run log.
-fn current_book<E: ContainerEngine>(
-    hub: &Hub<E>,
-    space: &SpaceId,
-    run: bool,
-) -> Option<Arc<LogBook>> {
-    if run {
-        hub.runner().logs(space)
-    } else {
-        hub.build_log(space)
-    }
-}
-
-pub async fn logs<E: ContainerEngine>(
-    State(hub): State<Hub<E>>,
-    Extension(ui): Ui,
-    viewer: Viewer,
-    Path((owner, name, which)): Path<(String, String, String)>,
-) -> Response {
-    let Some(repo) = repo_id(RepoKind::Space, &owner, &name)
-        .ok()
-        .and_then(|id| readable(&hub, &viewer.caller, RepoKind::Space, &id).ok())
-    else {
-        return not_found(&viewer.chrome(&ui), viewer.identity().is_some());
-    };
-    if !is_owner(&hub, &viewer, &repo.id) {
-        return super::pages::owners_only(&viewer.chrome(&ui), &viewer, &repo);
-    }
-    let run = match which.as_str() {
-        "build" => false,
-        "run" => true,
-        _ => {
-            return super::error_page(
-                StatusCode::NOT_FOUND,
-                &viewer.chrome(&ui),
-                "No such log",
-                "A Space has a build log and a run log.",
-            );
-        }
-    };
-    let (tx, rx) = mpsc::channel::<Event>(256);
-    let space = repo.id.clone();
-    let mut changes = hub.changes(&space);
-    tokio::spawn(async move {
-        let mut book: Option<Arc<LogBook>> = None;
-        let mut lines: Option<broadcast::Receiver<String>> = None;
-        loop {
-            let now = current_book(&hub, &space, run);
-            let moved = match (&book, &now) {
-                (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
-                (None, None) => false,
-                _ => true,
-            };
-            if moved {
-                if book.is_some() && now.is_some() {
-                    let _ = tx
-                        .send(Event::default().data("===== a new log starts ====="))
-                        .await;
-                }
-                lines = now.as_ref().map(|b| {
-                    let (history, rx) = b.subscribe();
-                    for l in history {
-                        if tx.try_send(Event::default().data(l)).is_err() {
-                            break;
-                        }
-                    }
-                    rx
-                });
-                book = now;
-            }
-            let next_line = async {
-                match lines.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                line = next_line => match line {
-                    Ok(l) => if tx.send(Event::default().data(l)).await.is_err() { return },
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        let _ = tx.send(Event::default().data(format!("[{n} lines skipped: the reader was too slow]"))).await;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => lines = None,
-                },
-                r = changes.changed() => if r.is_err() { return },
-                _ = tokio::time::sleep(STAGE_BACKSTOP) => {}
+                _ = tokio::time::sleep(BACKSTOP) => {}
                 _ = tx.closed() => return,
             }
         }

@@ -82,7 +82,7 @@ fn load_key<E: ContainerEngine>(hub: &Hub<E>) -> CsrfKey {
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -98,11 +98,13 @@ pub fn router<E: ContainerEngine>(hub: &Hub<E>) -> Router<Hub<E>> {
         secure: hub.config().public_url.starts_with("https:"),
         readmes: Mutex::new(HashMap::new()),
     });
+    let csp = HeaderValue::from_str(&layout::csp(&spaces_origin(hub.config())))
+        .unwrap_or(HeaderValue::from_static(layout::FALLBACK_CSP));
     Router::new()
         .route("/", get(pages::gallery::<E>))
         .route("/analytics", get(pages::node_analytics::<E>))
-        .route("/signin", get(signin_page::<E>).post(signin::<E>))
-        .route("/signout", post(signout::<E>))
+        .route("/signin", get(signin_page).post(signin::<E>))
+        .route("/signout", post(signout))
         .route("/ui/style.css", get(style))
         .route("/ui/live.js", get(script))
         .route("/spaces/{owner}/{name}", get(pages::space::<E>))
@@ -115,12 +117,37 @@ pub fn router<E: ContainerEngine>(hub: &Hub<E>) -> Router<Hub<E>> {
             "/spaces/{owner}/{name}/analytics",
             get(pages::space_analytics::<E>),
         )
-        .route("/spaces/{owner}/{name}/live/stage", get(live::stage::<E>))
-        .route(
-            "/spaces/{owner}/{name}/live/logs/{which}",
-            get(live::logs::<E>),
-        )
+        .route("/spaces/{owner}/{name}/live", get(live::events::<E>))
         .layer(Extension(state))
+        .layer(axum::middleware::map_response(move |mut resp: Response| {
+            let csp = csp.clone();
+            async move {
+                let is_html = resp
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+                if is_html {
+                    resp.headers_mut()
+                        .insert(header::CONTENT_SECURITY_POLICY, csp);
+                }
+                resp
+            }
+        }))
+}
+
+/// The origins of the Spaces' own hosts, as a CSP source:
+/// `http://*.localhost:8080`.
+pub fn spaces_origin(config: &crate::hub::HubConfig) -> String {
+    let scheme = if config.public_url.starts_with("https:") {
+        "https"
+    } else {
+        "http"
+    };
+    let port = match (scheme, config.port) {
+        ("http", 80) | ("https", 443) => String::new(),
+        (_, p) => format!(":{p}"),
+    };
+    format!("{scheme}://*.{}{port}", config.domain)
 }
 
 /// Who is looking, as the UI sees it: the session cookie only (a stale or
@@ -155,17 +182,17 @@ impl Viewer {
     }
 
     /// 403 unless `given` is this browser's CSRF token.
-    pub fn check_csrf(&self, ui: &UiState, given: Option<&String>) -> Result<(), Response> {
+    pub fn check_csrf(&self, ui: &UiState, given: Option<&String>) -> Result<(), Box<Response>> {
         let ok = given.is_some_and(|g| ui.key.check(self.csrf_subject(), g));
         if ok {
             Ok(())
         } else {
-            Err(error_page(
+            Err(Box::new(error_page(
                 StatusCode::FORBIDDEN,
                 &self.chrome(ui),
                 "Form expired",
                 "This form's security token is missing or does not match your session (it may be from before you signed in or out). Go back, reload the page and try again.",
-            ))
+            )))
         }
     }
 }
@@ -202,17 +229,14 @@ impl<E: ContainerEngine> FromRequestParts<Hub<E>> for Viewer {
     }
 }
 
-/// An HTML response with the UI's security headers.
+/// An HTML response with the UI's security headers (the content security
+/// policy is added by the router's layer, which knows the Spaces' origin).
 pub fn html(status: StatusCode, body: String) -> Response {
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(layout::CSP),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -312,7 +336,7 @@ fn signin_body(chrome: &Chrome, next: &str, error: Option<&str>) -> String {
     )
 }
 
-async fn signin_page<E: ContainerEngine>(
+async fn signin_page(
     Extension(ui): Ui,
     mut viewer: Viewer,
     Query(q): Query<NextQuery>,
@@ -342,7 +366,7 @@ async fn signin<E: ContainerEngine>(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     if let Err(r) = viewer.check_csrf(&ui, form.get("csrf")) {
-        return r;
+        return *r;
     }
     let next = safe_next(form.get("next").map(String::as_str));
     let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
@@ -368,7 +392,7 @@ async fn signin<E: ContainerEngine>(
     resp
 }
 
-async fn signout<E: ContainerEngine>(
+async fn signout(
     Extension(ui): Ui,
     viewer: Viewer,
     Form(form): Form<HashMap<String, String>>,
@@ -376,7 +400,7 @@ async fn signout<E: ContainerEngine>(
     if viewer.session.is_some()
         && let Err(r) = viewer.check_csrf(&ui, form.get("csrf"))
     {
-        return r;
+        return *r;
     }
     let mut resp = Redirect::to("/").into_response();
     if let Ok(c) = HeaderValue::from_str(&session::clear_session_cookie(ui.secure)) {

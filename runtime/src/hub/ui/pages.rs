@@ -174,6 +174,19 @@ async fn repo_use<E: ContainerEngine>(
     }
 }
 
+/// Where the page frames the app: its own host, a separate origin, so the
+/// app's scripts cannot act on the hub's pages as the viewer. A private
+/// Space's app needs the sign-in cookie, which only the hub's own host
+/// gets, so it is framed from the hub's `/apps/` path, relative to the
+/// page (whatever host the browser used).
+fn frame_url<E: ContainerEngine>(hub: &Hub<E>, repo: &Repo) -> String {
+    if repo.visibility == spaceport_proxy::Visibility::Private {
+        format!("/apps/{}/{}/", repo.id.owner(), repo.id.name())
+    } else {
+        hub.config().space_url(&repo.id)
+    }
+}
+
 async fn space_data<E: ContainerEngine>(
     hub: &Hub<E>,
     ui: &UiState,
@@ -237,7 +250,7 @@ async fn space_data<E: ContainerEngine>(
             .unwrap_or_else(|| view.hardware_requested.clone()),
         visibility: visibility_word(repo).to_owned(),
         app_url: hub.config().space_url(&repo.id),
-        frame_url: hub.config().space_path_url(&repo.id),
+        frame_url: frame_url(hub, repo),
         git_url: hub.config().space_page(&repo.id),
         embedding_disabled: c.is_some_and(SpaceConfig::embedding_disabled),
         owner,

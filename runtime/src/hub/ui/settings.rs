@@ -35,7 +35,7 @@ pub async fn action<E: ContainerEngine>(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     if let Err(r) = viewer.check_csrf(&ui, form.get("csrf")) {
-        return r;
+        return *r;
     }
     let chrome = viewer.chrome(&ui);
     let Some(repo) = repo_id(RepoKind::Space, &owner, &name)

@@ -38,7 +38,8 @@ pub struct SpaceData {
     pub visibility: String,
     /// The app at its own host (for links and embedding elsewhere).
     pub app_url: String,
-    /// The app under the hub's `/apps/` path (the frame on this page).
+    /// Where this page frames the app (and links to it): its own host, or
+    /// for a private Space the hub's `/apps/` path.
     pub frame_url: String,
     /// The git URL.
     pub git_url: String,
@@ -87,14 +88,11 @@ pub fn advice(stage: &str, owner: bool) -> &'static str {
 /// The top of every page of a Space: emoji, title, live stage, tabs.
 pub fn render_head(d: &SpaceData, tab: &str) -> String {
     let mut h = format!(
-        "<div class=\"spacehead\"><span class=\"emoji\" aria-hidden=\"true\">{}</span><h1>{}</h1>{}</div>",
+        "<div class=\"spacehead\" data-events=\"/spaces/{}/live\"><span class=\"emoji\" aria-hidden=\"true\">{}</span><h1>{}</h1>{}</div>",
+        esc(&d.id),
         esc(&d.emoji),
         esc(&d.title),
-        badge(
-            &d.stage,
-            Some(&format!("/spaces/{}/live/stage", d.id)),
-            tab == "app"
-        ),
+        badge(&d.stage, true, tab == "app"),
     );
     let _ = write!(
         h,
@@ -132,7 +130,7 @@ pub fn render_head(d: &SpaceData, tab: &str) -> String {
     let _ = write!(
         h,
         "<a href=\"{}\" rel=\"noopener\">Open the app</a></nav>",
-        esc(&d.app_url)
+        esc(&d.frame_url)
     );
     h
 }
@@ -248,8 +246,7 @@ pub fn render(d: &SpaceData) -> String {
             }
             let _ = write!(
                 h,
-                "<section><h2 id=\"{which}-log-title\">{title}</h2><pre id=\"{which}-log\" aria-labelledby=\"{which}-log-title\" data-log-events=\"/spaces/{}/live/logs/{which}\">{text}</pre></section>",
-                esc(&d.id)
+                "<section><h2 id=\"{which}-log-title\">{title}</h2><pre id=\"{which}-log\" aria-labelledby=\"{which}-log-title\">{text}</pre></section>"
             );
         }
     } else if d.signed_in {
@@ -502,7 +499,7 @@ mod tests {
             hardware: "cpu-basic".into(),
             visibility: "public".into(),
             app_url: "http://alice-chat.localhost:8080/".into(),
-            frame_url: "http://localhost:8080/apps/alice/chat/".into(),
+            frame_url: "/apps/alice/chat/".into(),
             git_url: "http://localhost:8080/spaces/alice/chat".into(),
             owner,
             signed_in: owner,
@@ -513,9 +510,7 @@ mod tests {
     #[test]
     fn a_running_space_shows_its_own_app_in_the_frame() {
         let html = render(&data("RUNNING", false));
-        assert!(
-            html.contains("<iframe class=\"app\" src=\"http://localhost:8080/apps/alice/chat/\"")
-        );
+        assert!(html.contains("<iframe class=\"app\" src=\"/apps/alice/chat/\""));
         assert!(!html.contains("not-running"));
     }
 
@@ -534,9 +529,10 @@ mod tests {
         let mut d = data("RUNNING", true);
         d.run_log = vec!["<script>x</script>".into()];
         let html = render(&d);
-        assert!(html.contains("data-log-events=\"/spaces/alice/chat/live/logs/run\""));
+        assert!(html.contains("<pre id=\"run-log\""));
+        assert!(html.contains("data-events=\"/spaces/alice/chat/live\""));
         assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"));
-        assert!(!render(&data("RUNNING", false)).contains("data-log-events"));
+        assert!(!render(&data("RUNNING", false)).contains("id=\"run-log\""));
     }
 
     #[test]
