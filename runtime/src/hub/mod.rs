@@ -23,6 +23,7 @@ pub mod server;
 pub mod sleep;
 pub mod statics;
 pub mod status;
+pub mod ui;
 pub mod volumes;
 pub mod web;
 

@@ -16,6 +16,10 @@ use crate::plan::{HubRepoType, RunSpec, SpaceId, VolumeSource};
 use crate::repos::RepoKind;
 use crate::state::{Owner, Repo, TokenScope};
 
+/// An API volume's view: its index among the Space's volumes and the
+/// folder of the repo it shows.
+type View = (usize, Option<String>);
+
 impl<E: ContainerEngine> Hub<E> {
     /// Whether the Space `space` may read `repo`: public, or private and
     /// readable by the Space's owner (a user's own or their orgs' repos;
@@ -43,7 +47,7 @@ impl<E: ContainerEngine> Hub<E> {
         log: &LogBook,
     ) -> Result<Vec<PathBuf>, String> {
         // Each fill, and the API volume it makes a view for (if any).
-        let mut requests: Vec<(FillRequest, Option<(usize, Option<String>)>)> = Vec::new();
+        let mut requests: Vec<(FillRequest, Option<View>)> = Vec::new();
         let mut remote = Vec::new();
         let mut private = false;
         for v in &run.volumes {
@@ -194,6 +198,23 @@ impl<E: ContainerEngine> Hub<E> {
         result?;
         self.note_mounts(&space.id, snapshots.clone());
         Ok(snapshots)
+    }
+
+    /// Bytes of a repo in the node's cache; `None` when it has no blob there.
+    pub(crate) fn cached_bytes(&self, repo_type: HubRepoType, repo_id: &str) -> Option<u64> {
+        let blobs = self
+            .inner
+            .cache
+            .repo_folder(repo_type, repo_id)
+            .join("blobs");
+        let total: u64 = std::fs::read_dir(blobs)
+            .ok()?
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().ends_with(".incomplete"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        (total > 0).then_some(total)
     }
 
     /// Remembers what a Space mounts, and trims the cache to its cap

@@ -14,7 +14,7 @@ pub mod input;
 mod run;
 
 pub use input::{ApiVolume, PlanSettings, RepoFiles, SpaceContext, SpaceId};
-pub use run::{HubRepoType, Want};
+pub use run::{HubRepoType, Want, cache_folder};
 
 use crate::config::{RepoPath, Sdk, SpaceConfig, StorageTier};
 use crate::hardware::{Flavor, FlavorCatalog};

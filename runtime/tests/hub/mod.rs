@@ -124,8 +124,11 @@ impl Hub {
             .arg(&self.data)
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--examples")
-            .arg("none")
+            .args(if self.extra.iter().any(|a| a == "--examples") {
+                &[][..]
+            } else {
+                &["--examples", "none"][..]
+            })
             .args(&self.extra)
             .env("SPACEPORT_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("SPACEPORT_LOG", "info,spaceport_runtime=debug")

@@ -4,6 +4,12 @@
 //! the password of HTTP basic auth (git's way), or in the hub's cookie (the
 //! browser's way). A token that is sent but unknown is refused with 401
 //! rather than treated as anonymous, so a typo is not silently downgraded.
+//!
+//! The cookie signs in reads only (GET and HEAD): a browser sends it with
+//! whatever a page of the same site asks for, a Space's app included (Spaces
+//! live on subdomains of the hub), so a change through the API needs the
+//! token in a header, which no other page can add. The web UI's forms are
+//! protected by their own CSRF tokens instead.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -37,7 +43,8 @@ impl Identity {
 #[derive(Debug, Clone)]
 pub struct Caller(pub Option<Identity>);
 
-/// The token a request carries, if any.
+/// The token a request carries in its headers (bearer or basic), if any;
+/// the cookie is not looked at (see [`request_token_or_cookie`]).
 pub fn request_token(headers: &http::HeaderMap) -> Option<String> {
     if let Some(v) = headers
         .get(http::header::AUTHORIZATION)
@@ -63,14 +70,28 @@ pub fn request_token(headers: &http::HeaderMap) -> Option<String> {
         }
         return None;
     }
-    spaceport_proxy::access::cookie(headers, TOKEN_COOKIE).map(str::to_owned)
+    None
+}
+
+/// The token of a request: from its headers, else, for a read (GET or
+/// HEAD), from the sign-in cookie.
+pub fn request_token_or_cookie(method: &http::Method, headers: &http::HeaderMap) -> Option<String> {
+    if headers.contains_key(http::header::AUTHORIZATION) {
+        return request_token(headers);
+    }
+    if method != http::Method::GET && method != http::Method::HEAD {
+        return None;
+    }
+    spaceport_proxy::access::cookie(headers, TOKEN_COOKIE)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 impl<E: ContainerEngine> FromRequestParts<Hub<E>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub<E>) -> Result<Self, ApiError> {
-        let Some(token) = request_token(&parts.headers) else {
+        let Some(token) = request_token_or_cookie(&parts.method, &parts.headers) else {
             return Ok(Caller(None));
         };
         match hub.store().authenticate(&token)? {
@@ -200,5 +221,44 @@ impl<E: ContainerEngine> FromRequestParts<Hub<E>> for WritableSpace {
         let id = space_path(parts, hub).await?;
         let caller = Caller::from_request_parts(parts, hub).await?;
         writable(hub, &caller, RepoKind::Space, &id).map(|(repo, _)| WritableSpace(repo))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn the_cookie_signs_in_reads_only() {
+        let cookie = headers(&[("cookie", "spaceport_token=hf_abc")]);
+        assert_eq!(
+            request_token_or_cookie(&http::Method::GET, &cookie).as_deref(),
+            Some("hf_abc")
+        );
+        assert_eq!(request_token_or_cookie(&http::Method::POST, &cookie), None);
+        assert_eq!(
+            request_token_or_cookie(&http::Method::DELETE, &cookie),
+            None
+        );
+        assert_eq!(request_token(&cookie), None, "git never reads the cookie");
+        let bearer = headers(&[
+            ("authorization", "Bearer hf_xyz"),
+            ("cookie", "spaceport_token=hf_abc"),
+        ]);
+        assert_eq!(
+            request_token_or_cookie(&http::Method::POST, &bearer).as_deref(),
+            Some("hf_xyz")
+        );
     }
 }

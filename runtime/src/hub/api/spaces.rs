@@ -135,30 +135,11 @@ pub async fn hardware<E: ContainerEngine>(
     WritableSpace(repo): WritableSpace,
     JsonBody(body): JsonBody<HardwareRequest>,
 ) -> ApiResult<Json<Value>> {
-    if hub.config().catalog.get(&body.flavor).is_none() {
-        return Err(ApiError::bad_request(format!(
-            "unknown hardware flavor '{}': this hub offers {}",
-            body.flavor,
-            hub.config().catalog.names().join(", ")
-        )));
-    }
-    if let Some(s) = body.sleep_time_seconds {
-        check_sleep(s)?;
-    }
-    let changed = repo.settings.hardware.as_deref() != Some(body.flavor.as_str());
-    let repo = hub.store().update_repo(RepoKind::Space, &repo.id, |s| {
-        s.hardware = Some(body.flavor.clone());
-        if let Some(t) = body.sleep_time_seconds {
-            s.sleep_time = Some(t);
-        }
-    })?;
-    if changed && !repo.settings.paused {
-        hub.request_deploy(&repo.id, Reason::Restart);
-    }
+    let repo = hub.set_hardware(&repo, &body.flavor, body.sleep_time_seconds)?;
     Ok(Json(runtime_json(&hub, &repo)))
 }
 
-fn check_sleep(seconds: i64) -> ApiResult<()> {
+pub(crate) fn check_sleep(seconds: i64) -> ApiResult<()> {
     if seconds == -1 || (1..=10 * 365 * 24 * 3600).contains(&seconds) {
         Ok(())
     } else {
@@ -178,11 +159,7 @@ pub async fn sleeptime<E: ContainerEngine>(
     WritableSpace(repo): WritableSpace,
     JsonBody(body): JsonBody<SleepRequest>,
 ) -> ApiResult<Json<Value>> {
-    check_sleep(body.seconds)?;
-    let repo = hub.store().update_repo(RepoKind::Space, &repo.id, |s| {
-        s.sleep_time = Some(body.seconds)
-    })?;
-    hub.entry(&repo.id).bump();
+    let repo = hub.set_sleep_time(&repo, body.seconds)?;
     Ok(Json(runtime_json(&hub, &repo)))
 }
 
@@ -348,6 +325,41 @@ pub async fn hardware_list<E: ContainerEngine>(
 }
 
 impl<E: ContainerEngine> Hub<E> {
+    /// Sets a Space's flavor (and sleep time, when given); a change of
+    /// flavor restarts a Space that is not paused. For the API and the UI.
+    pub fn set_hardware(&self, repo: &Repo, flavor: &str, sleep: Option<i64>) -> ApiResult<Repo> {
+        if self.config().catalog.get(flavor).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "unknown hardware flavor '{flavor}': this hub offers {}",
+                self.config().catalog.names().join(", ")
+            )));
+        }
+        if let Some(s) = sleep {
+            check_sleep(s)?;
+        }
+        let changed = repo.settings.hardware.as_deref() != Some(flavor);
+        let repo = self.store().update_repo(RepoKind::Space, &repo.id, |s| {
+            s.hardware = Some(flavor.to_owned());
+            if let Some(t) = sleep {
+                s.sleep_time = Some(t);
+            }
+        })?;
+        if changed && !repo.settings.paused {
+            self.request_deploy(&repo.id, Reason::Restart);
+        }
+        Ok(repo)
+    }
+
+    /// Sets a Space's sleep time in seconds (-1: never).
+    pub fn set_sleep_time(&self, repo: &Repo, seconds: i64) -> ApiResult<Repo> {
+        check_sleep(seconds)?;
+        let repo = self
+            .store()
+            .update_repo(RepoKind::Space, &repo.id, |s| s.sleep_time = Some(seconds))?;
+        self.entry(&repo.id).bump();
+        Ok(repo)
+    }
+
     /// Pauses a Space: it stops and stays stopped until a restart.
     pub async fn pause(&self, space: &crate::plan::SpaceId) -> ApiResult<Repo> {
         let repo = self

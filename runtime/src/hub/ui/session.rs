@@ -1,0 +1,156 @@
+//! Browser sessions: the sign-in cookie and the CSRF tokens of forms.
+//!
+//! The session cookie holds the user's hub token under the name the proxy
+//! reads ([`TOKEN_COOKIE`]), so a signed-in owner's browser opens a private
+//! Space's app too. It is HttpOnly (page scripts never see it), SameSite=Lax
+//! (other sites' forms do not carry it) and Secure when the hub's public URL
+//! is https. Every POST form carries a CSRF token: an HMAC, under the node's
+//! UI key, of the session it belongs to (the signed-in token, or before
+//! sign-in the random value of the [`PRE_COOKIE`]). A token copied from one
+//! browser is useless in another, and nothing needs to be stored per session.
+//! This module is pure: no I/O, no HTTP types beyond header values.
+
+use base64::Engine as _;
+use ring::hmac;
+
+pub use crate::hub::api::auth::TOKEN_COOKIE;
+
+/// The random per-browser value forms are bound to before sign-in.
+pub const PRE_COOKIE: &str = "spaceport_presession";
+
+/// Thirty days, as the cookie's Max-Age.
+const SESSION_MAX_AGE_SECS: u64 = 30 * 24 * 3600;
+
+/// The node's key for CSRF tokens.
+#[derive(Debug, Clone)]
+pub struct CsrfKey(hmac::Key);
+
+impl CsrfKey {
+    /// A key from secret bytes (at least 32 are expected).
+    pub fn new(secret: &[u8]) -> Self {
+        CsrfKey(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    /// The form token for a session value.
+    pub fn token(&self, session: &str) -> String {
+        let tag = hmac::sign(&self.0, &message(session));
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
+    /// Whether `given` is the form token of `session` (constant time).
+    pub fn check(&self, session: &str, given: &str) -> bool {
+        if session.is_empty() {
+            return false;
+        }
+        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(given.trim()) else {
+            return false;
+        };
+        hmac::verify(&self.0, &message(session), &tag).is_ok()
+    }
+}
+
+/// What is signed: a purpose prefix keeps these tags apart from any other
+/// use of the key.
+fn message(session: &str) -> Vec<u8> {
+    let mut m = b"spaceport-ui-csrf\0".to_vec();
+    m.extend_from_slice(session.as_bytes());
+    m
+}
+
+/// Whether a token can travel in a cookie as it is (the hub's tokens do;
+/// anything else is refused at sign-in rather than mangled).
+pub fn cookie_safe(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 512
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn attributes(secure: bool) -> &'static str {
+    if secure {
+        "; Path=/; HttpOnly; SameSite=Lax; Secure"
+    } else {
+        "; Path=/; HttpOnly; SameSite=Lax"
+    }
+}
+
+/// `Set-Cookie` of a new session.
+pub fn session_cookie(token: &str, secure: bool) -> String {
+    format!(
+        "{TOKEN_COOKIE}={token}; Max-Age={SESSION_MAX_AGE_SECS}{}",
+        attributes(secure)
+    )
+}
+
+/// `Set-Cookie` that ends the session.
+pub fn clear_session_cookie(secure: bool) -> String {
+    format!("{TOKEN_COOKIE}=; Max-Age=0{}", attributes(secure))
+}
+
+/// `Set-Cookie` of the pre-sign-in value (a browser-session cookie).
+pub fn pre_cookie(value: &str, secure: bool) -> String {
+    format!("{PRE_COOKIE}={value}{}", attributes(secure))
+}
+
+/// A fresh random value for the pre-sign-in cookie.
+pub fn random_value() -> Option<String> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 24];
+    ring::rand::SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> CsrfKey {
+        CsrfKey::new(&[7u8; 32])
+    }
+
+    #[test]
+    fn a_token_checks_only_for_its_own_session() {
+        let k = key();
+        let t = k.token("hf_alice");
+        assert!(k.check("hf_alice", &t));
+        assert!(!k.check("hf_bob", &t));
+        assert!(!k.check("hf_alice", ""));
+        assert!(!k.check("hf_alice", "not base64 !"));
+        assert!(!k.check("", &k.token("")), "no session, no valid token");
+    }
+
+    #[test]
+    fn another_key_makes_other_tokens() {
+        let other = CsrfKey::new(&[8u8; 32]);
+        assert!(!other.check("hf_alice", &key().token("hf_alice")));
+    }
+
+    #[test]
+    fn cookies_are_httponly_lax_and_secure_only_over_https() {
+        let c = session_cookie("hf_abc", false);
+        assert!(c.starts_with("spaceport_token=hf_abc;"), "{c}");
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax"), "{c}");
+        assert!(!c.contains("Secure"), "{c}");
+        assert!(session_cookie("hf_abc", true).ends_with("; Secure"));
+        assert!(clear_session_cookie(false).contains("Max-Age=0"));
+        assert!(pre_cookie("x", true).contains("HttpOnly"));
+    }
+
+    #[test]
+    fn only_plain_tokens_go_into_cookies() {
+        assert!(cookie_safe("hf_AbC-12.3"));
+        assert!(!cookie_safe(""));
+        assert!(!cookie_safe("a;b"));
+        assert!(!cookie_safe("a b"));
+        assert!(!cookie_safe("a\r\nSet-Cookie: x"));
+    }
+
+    #[test]
+    fn random_values_differ() {
+        let a = random_value().unwrap();
+        let b = random_value().unwrap();
+        assert_ne!(a, b);
+        assert!(cookie_safe(&a));
+    }
+}
