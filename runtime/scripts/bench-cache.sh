@@ -50,10 +50,13 @@ curl -sf -o /dev/null "$url"
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 now() { date +%s.%N; }
-: >"$work/curl" ; : >"$work/fill" ; : >"$work/snap"
+: >"$work/curl" ; : >"$work/curlsync" ; : >"$work/fill" ; : >"$work/snap"
 for i in $(seq "$runs"); do
   t0=$(now); curl -sf -o "$work/curl.out" "$url"; t1=$(now)
   echo "$t1 - $t0" | bc -l >>"$work/curl"; rm -f "$work/curl.out"
+  # The same, made durable as the fill makes its blobs (fsync).
+  t0=$(now); curl -sf -o "$work/curl.out" "$url"; sync -d "$work/curl.out"; t1=$(now)
+  echo "$t1 - $t0" | bc -l >>"$work/curlsync"; rm -f "$work/curl.out"
   rm -rf "$work/cache"
   t0=$(now); "$bin" cache fill --cache "$work/cache" --endpoint "$base" admin/bench-model >/dev/null; t1=$(now)
   echo "$t1 - $t0" | bc -l >>"$work/fill"
@@ -65,7 +68,7 @@ snapshot_download('admin/bench-model', endpoint='$base', cache_dir='$work/hfcach
   t1=$(now)
   echo "$t1 - $t0" | bc -l >>"$work/snap"
 done
-c=$(median <"$work/curl"); f=$(median <"$work/fill"); s=$(median <"$work/snap")
+c=$(median <"$work/curl"); cs=$(median <"$work/curlsync"); f=$(median <"$work/fill"); s=$(median <"$work/snap")
 mb=$(echo "$size_mb * 1048576 / 1000000" | bc -l)
 rate() { echo "$mb / $1" | bc -l | xargs printf '%.0f'; }
 echo "machine: $(nproc) cores, $(uname -m); load before: $(cut -d' ' -f1-3 /proc/loadavg); runs: $runs; file: $size_mb MiB"
@@ -73,5 +76,6 @@ echo
 echo "| | median time | throughput | ratio |"
 echo "|---|---:|---:|---:|"
 printf '| curl of the file (anchor) | %.3f s | %s MB/s | 1.00 |\n' "$c" "$(rate "$c")"
-printf '| spaceport cache fill (repo) | %.3f s | %s MB/s | %.2fx curl throughput |\n' "$f" "$(rate "$f")" "$(echo "$c / $f" | bc -l)"
+printf '| curl, then fsync of the file | %.3f s | %s MB/s | %.2f |\n' "$cs" "$(rate "$cs")" "$(echo "$c / $cs" | bc -l)"
+printf '| spaceport cache fill (repo) | %.3f s | %s MB/s | %.2fx curl throughput (%.2fx curl+fsync) |\n' "$f" "$(rate "$f")" "$(echo "$c / $f" | bc -l)" "$(echo "$cs / $f" | bc -l)"
 printf '| huggingface_hub snapshot_download (repo) | %.3f s | %s MB/s | %.2fx the fill time |\n' "$s" "$(rate "$s")" "$(echo "$s / $f" | bc -l)"

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
 
 pub use http::Upstream;
 
@@ -335,32 +334,64 @@ impl HubCache {
                 return Err(format!("{}{url} answered {status} {why}", up.endpoint()));
             }
         };
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
             .append(append)
             .truncate(!append)
             .open(partial)
-            .await
             .map_err(|e| io("open", partial, e))?;
         let mut hash = verify::Hasher::new(&r.etag, r.size);
         if append {
             hash.update_from(partial).await?;
         }
+        // Writing and checking happen on a thread of their own, fed the
+        // chunks as they arrive: the download's path only receives.
+        let (to_writer, chunks) = std::sync::mpsc::sync_channel::<bytes::Bytes>(256);
+        let path = partial.to_owned();
+        let writer = std::thread::spawn(move || -> Result<(), String> {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            for chunk in chunks {
+                out.write_all(&chunk).map_err(|e| io("write", &path, e))?;
+                hash.update(&chunk);
+            }
+            let file = out
+                .into_inner()
+                .map_err(|e| io("write", &path, e.into_error()))?;
+            file.sync_all().map_err(|e| io("sync", &path, e))?;
+            hash.finish()
+        });
         let mut body = resp.into_body();
         let mut received = 0u64;
+        let mut failed = None;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| format!("the download of {url} broke off: {e}"))?;
-            if let Ok(data) = frame.into_data() {
-                file.write_all(&data)
-                    .await
-                    .map_err(|e| io("write", partial, e))?;
-                hash.update(&data);
-                received += data.len() as u64;
+            match frame {
+                Ok(f) => {
+                    if let Ok(data) = f.into_data() {
+                        received += data.len() as u64;
+                        if to_writer.send(data).is_err() {
+                            // The writer stopped: its error says why.
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    failed = Some(format!("the download of {url} broke off: {e}"));
+                    break;
+                }
             }
         }
-        file.sync_all().await.map_err(|e| io("sync", partial, e))?;
-        hash.finish().map(|()| received)
+        drop(to_writer);
+        let written = tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .map_err(|e| format!("the writing task failed: {e}"))?
+            .map_err(|_| "the writing thread panicked".to_owned())?;
+        if let Some(e) = failed {
+            // What arrived is kept for the next fill to resume from.
+            return Err(e);
+        }
+        written.map(|()| received)
     }
 
     /// Removes the snapshots used least recently, not in `in_use` (snapshot
