@@ -16,6 +16,7 @@ pub mod hardware;
 pub mod hub;
 pub mod hubcache;
 pub mod local;
+pub mod lockfile;
 pub mod plan;
 pub mod repos;
 pub mod run;

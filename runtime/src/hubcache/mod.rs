@@ -265,18 +265,7 @@ impl HubCache {
         );
         std::fs::create_dir_all(&locks).map_err(|e| io("create", &locks, e))?;
         let lock_path = locks.join(format!("{}.lock", r.etag));
-        let lock = tokio::task::spawn_blocking(move || {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)?;
-            f.lock()?;
-            Ok::<_, std::io::Error>(f)
-        })
-        .await
-        .map_err(|e| format!("the lock task failed: {e}"))?
-        .map_err(|e| format!("failed to lock the blob {}: {e}", r.etag))?;
+        let lock = crate::lockfile::lock(lock_path).await?;
         if blob.is_file() {
             drop(lock);
             return Ok(None);

@@ -94,18 +94,9 @@ impl Venvs {
             return Ok(Venv { dir, reused: true });
         }
         let lock_path = self.root.join(format!("{key}.lock"));
-        let lock = tokio::task::spawn_blocking(move || {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)?;
-            f.lock()?;
-            Ok::<_, std::io::Error>(f)
-        })
-        .await
-        .map_err(|e| format!("the lock task failed: {e}"))?
-        .map_err(|e| format!("failed to lock the environment {key}: {e}"))?;
+        let lock = crate::lockfile::lock(lock_path)
+            .await
+            .map_err(|e| format!("{e} (the environment {key})"))?;
         // Another maker may have finished while this one waited.
         if dir.join(READY).is_file() {
             drop(lock);
