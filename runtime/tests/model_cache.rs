@@ -555,6 +555,31 @@ async fn two_spaces_load_a_mounted_model_offline_and_the_second_downloads_nothin
     let saved = metric(&metrics, "spaceport_cache_saved_bytes_total");
     assert_eq!(downloaded as u64, repo_bytes, "one download for two Spaces");
     assert_eq!(saved as u64, repo_bytes, "the second Space reused it all");
+    // Per Space, what its last start took.
+    let per_space =
+        |name: &str, space: &str| metric(&metrics, &format!("{name}{{space=\"{space}\"}}")) as u64;
+    assert_eq!(
+        per_space("spaceport_space_cache_downloaded_bytes", "admin/reader-a"),
+        repo_bytes
+    );
+    assert_eq!(
+        per_space("spaceport_space_cache_downloaded_bytes", "admin/reader-b"),
+        0
+    );
+    assert_eq!(
+        per_space("spaceport_space_cache_reused_bytes", "admin/reader-b"),
+        repo_bytes
+    );
+    // The Space's page says so too.
+    let (status, _, page) = hub.get("/spaces/admin/reader-b", None).await.unwrap();
+    let page = String::from_utf8_lossy(&page);
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("At its last start:")
+            && page.contains("ready in")
+            && page.contains(", 0 B downloaded"),
+        "{page}"
+    );
 }
 
 fn walk_sizes(dir: &Path) -> u64 {

@@ -237,8 +237,8 @@ pub(crate) struct Inner<E> {
     pub(crate) metrics: std::sync::OnceLock<metrics::HubMetrics>,
     /// The node's model and dataset cache (`<data>/cache/hub`).
     pub(crate) cache: crate::hubcache::HubCache,
-    /// The cache snapshots each Space mounts.
-    pub(crate) mounts: Mutex<HashMap<SpaceId, Vec<PathBuf>>>,
+    /// The cache snapshots each Space mounts, and what its last fill did.
+    pub(crate) mounts: Mutex<HashMap<SpaceId, volumes::Mounted>>,
 }
 
 impl<E: ContainerEngine> Hub<E> {
@@ -289,6 +289,7 @@ impl<E: ContainerEngine> Hub<E> {
             .map(|m| m.render(self))
             .unwrap_or_default();
         text.push_str(&self.inner.cache.metrics_text());
+        text.push_str(&self.mounts_metrics_text());
         if let Some(p) = self.proxy() {
             text.push_str(&p.metrics_text());
         }

@@ -16,6 +16,17 @@ use crate::plan::{HubRepoType, RunSpec, SpaceId, VolumeSource};
 use crate::repos::RepoKind;
 use crate::state::{Owner, Repo, TokenScope};
 
+/// What a Space mounts from the cache, and what filling it took at its
+/// last start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Mounted {
+    pub snapshots: Vec<PathBuf>,
+    pub files: usize,
+    pub bytes_downloaded: u64,
+    pub bytes_reused: u64,
+    pub seconds: f64,
+}
+
 /// An API volume's view: its index among the Space's volumes and the
 /// folder of the repo it shows.
 type View = (usize, Option<String>);
@@ -138,6 +149,7 @@ impl<E: ContainerEngine> Hub<E> {
             None => None,
         };
         let mut snapshots = Vec::new();
+        let mut mounted = Mounted::default();
         let mut result = Ok(());
         let all = requests.iter().map(|r| (&local, r)).chain(
             remote
@@ -184,6 +196,10 @@ impl<E: ContainerEngine> Hub<E> {
                         r.bytes_reused,
                         r.elapsed.as_secs_f64()
                     ));
+                    mounted.files += r.files;
+                    mounted.bytes_downloaded += r.bytes_downloaded;
+                    mounted.bytes_reused += r.bytes_reused;
+                    mounted.seconds += r.elapsed.as_secs_f64();
                     snapshots.push(snapshot);
                 }
                 Err(e) => {
@@ -196,7 +212,8 @@ impl<E: ContainerEngine> Hub<E> {
             let _ = self.store().revoke_token(&space.created_by, info.id);
         }
         result?;
-        self.note_mounts(&space.id, snapshots.clone());
+        mounted.snapshots = snapshots.clone();
+        self.note_mounts(&space.id, mounted);
         Ok(snapshots)
     }
 
@@ -219,11 +236,14 @@ impl<E: ContainerEngine> Hub<E> {
 
     /// Remembers what a Space mounts, and trims the cache to its cap
     /// without touching what any Space mounts.
-    fn note_mounts(&self, space: &SpaceId, snapshots: Vec<PathBuf>) {
+    fn note_mounts(&self, space: &SpaceId, mounted: Mounted) {
         let in_use: HashSet<PathBuf> = {
             let mut mounts = self.inner.mounts.lock().unwrap_or_else(|p| p.into_inner());
-            mounts.insert(space.clone(), snapshots);
-            mounts.values().flatten().cloned().collect()
+            mounts.insert(space.clone(), mounted);
+            mounts
+                .values()
+                .flat_map(|m| m.snapshots.iter().cloned())
+                .collect()
         };
         if let Some(cap) = self.config().cache_max_bytes {
             let freed = self.inner.cache.evict(cap, &in_use);
@@ -231,5 +251,49 @@ impl<E: ContainerEngine> Hub<E> {
                 tracing::info!(freed, "evicted unused snapshots from the model cache");
             }
         }
+    }
+
+    /// What the Space's last fill did, if it mounts anything.
+    pub fn last_fill(&self, space: &SpaceId) -> Option<Mounted> {
+        self.inner
+            .mounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(space)
+            .cloned()
+    }
+
+    /// Per Space, what filling its cache took at its last start.
+    pub(crate) fn mounts_metrics_text(&self) -> String {
+        let mounts = self.inner.mounts.lock().unwrap_or_else(|p| p.into_inner());
+        if mounts.is_empty() {
+            return String::new();
+        }
+        let mut rows: Vec<_> = mounts.iter().collect();
+        rows.sort_by_key(|(space, _)| space.to_string());
+        let mut t = String::new();
+        for (name, help, get) in [
+            (
+                "spaceport_space_cache_fill_seconds",
+                "Time the Space's last start spent filling its models and datasets.",
+                (|m: &Mounted| m.seconds) as fn(&Mounted) -> f64,
+            ),
+            (
+                "spaceport_space_cache_downloaded_bytes",
+                "Bytes the Space's last start downloaded into the cache.",
+                |m: &Mounted| m.bytes_downloaded as f64,
+            ),
+            (
+                "spaceport_space_cache_reused_bytes",
+                "Bytes the Space's last start found already cached.",
+                |m: &Mounted| m.bytes_reused as f64,
+            ),
+        ] {
+            t.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            for (space, m) in &rows {
+                t.push_str(&format!("{name}{{space=\"{space}\"}} {}\n", get(m)));
+            }
+        }
+        t
     }
 }

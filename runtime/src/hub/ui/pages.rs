@@ -226,7 +226,11 @@ async fn space_data<E: ContainerEngine>(
     } else {
         (Vec::new(), Vec::new())
     };
+    let last_fill = hub
+        .last_fill(&repo.id)
+        .map(|m| (m.files, m.bytes_downloaded, m.bytes_reused, m.seconds));
     SpaceData {
+        last_fill,
         id: repo.id.to_string(),
         title: c
             .and_then(|c| c.title.clone())

@@ -52,6 +52,9 @@ pub struct SpaceData {
     pub build_log: Vec<String>,
     pub run_log: Vec<String>,
     pub repos: Vec<RepoUse>,
+    /// What filling the cache took at the last start: files, bytes
+    /// downloaded, bytes found cached, seconds.
+    pub last_fill: Option<(usize, u64, u64, f64)>,
 }
 
 /// Whether the app frame is shown for a stage: running, or asleep (the
@@ -235,6 +238,14 @@ pub fn render(d: &SpaceData) -> String {
             );
         }
         h.push_str("</tbody></table>");
+        if let Some((files, down, reused, secs)) = d.last_fill {
+            let _ = write!(
+                h,
+                "<p>At its last start: {files} files ready in {secs:.2} s, {} downloaded, {} already in this node's cache.</p>",
+                esc(&human_bytes(down)),
+                esc(&human_bytes(reused))
+            );
+        }
     }
     h.push_str("</section></div>");
     // Logs: owners only, as in the API.
