@@ -338,16 +338,36 @@ impl HubCache {
         // chunks as they arrive: the download's path only receives.
         let (to_writer, chunks) = std::sync::mpsc::sync_channel::<bytes::Bytes>(256);
         let path = partial.to_owned();
+        // A third thread pushes what is written so far to the disk every
+        // few tens of MB, so the fsync before the rename has little left.
+        let flush_file = file.try_clone().map_err(|e| io("open", partial, e))?;
+        let (flush_now, flushes) = std::sync::mpsc::sync_channel::<()>(1);
+        let flusher = std::thread::spawn(move || {
+            for () in flushes {
+                let _ = flush_file.sync_data();
+            }
+        });
         let writer = std::thread::spawn(move || -> Result<(), String> {
             use std::io::Write;
+            const FLUSH_EVERY: u64 = 32 << 20;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            let mut since_flush = 0u64;
             for chunk in chunks {
                 out.write_all(&chunk).map_err(|e| io("write", &path, e))?;
                 hash.update(&chunk);
+                since_flush += chunk.len() as u64;
+                if since_flush >= FLUSH_EVERY {
+                    since_flush = 0;
+                    out.flush().map_err(|e| io("write", &path, e))?;
+                    // Skipped while the last one still runs.
+                    let _ = flush_now.try_send(());
+                }
             }
+            drop(flush_now);
             let file = out
                 .into_inner()
                 .map_err(|e| io("write", &path, e.into_error()))?;
+            let _ = flusher.join();
             file.sync_all().map_err(|e| io("sync", &path, e))?;
             hash.finish()
         });
