@@ -580,6 +580,19 @@ async fn two_spaces_load_a_mounted_model_offline_and_the_second_downloads_nothin
             && page.contains(", 0 B downloaded"),
         "{page}"
     );
+    // The Spaces' processes end with the hub.
+    let mut hub = hub;
+    assert!(
+        !hub.processes_under_data().is_empty(),
+        "the Spaces run as processes under the data dir"
+    );
+    hub.terminate();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        hub.processes_under_data(),
+        Vec::<u32>::new(),
+        "a Space's process outlived the hub"
+    );
 }
 
 fn walk_sizes(dir: &Path) -> u64 {

@@ -154,6 +154,41 @@ impl Hub {
         }
     }
 
+    /// SIGTERM, and waits for the exit: what the hub runs as processes
+    /// stops with it.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Processes working under the hub's data dir (Spaces it runs as
+    /// processes), by pid.
+    pub fn processes_under_data(&self) -> Vec<u32> {
+        let Ok(data) = std::fs::canonicalize(&self.data) else {
+            return Vec::new();
+        };
+        std::fs::read_dir("/proc")
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                    .filter(|pid| {
+                        std::fs::read_link(format!("/proc/{pid}/cwd"))
+                            .is_ok_and(|cwd| cwd.starts_with(&data))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// `kill -9`: no chance to clean up.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
