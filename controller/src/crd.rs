@@ -15,6 +15,11 @@ use spaceport_runtime::config::{SpaceConfig, StorageTier};
 use spaceport_runtime::stage::Stage;
 use std::collections::BTreeMap;
 
+/// Annotation holding the commit a Space's source is at (full id). The repo
+/// poller, the push webhooks and the hub set it; a value that differs from
+/// `status.observedCommit` makes the controller build that commit.
+pub const COMMIT_ANNOTATION: &str = "spaceport.dev/commit";
+
 /// A Space: a git repo (or an image) run as an app with its own URL.
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -153,6 +158,11 @@ pub struct SpaceStatus {
     /// The image the Deployment runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The configuration the image was built from (the README at
+    /// `observedCommit` when the spec carries none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub config: Option<SpaceConfig>,
     #[serde(default)]
     pub hardware: HardwareStatus,
     /// RFC 3339 time of the last visit the proxies reported.

@@ -109,9 +109,14 @@ pub struct Desired {
     pub warnings: Vec<String>,
 }
 
-/// The config a Space runs with: the spec's, else none yet.
+/// The config a Space runs with: the spec's, else the one its last build
+/// read from the README, else none yet.
 pub fn config_of(space: &Space) -> Option<&SpaceConfig> {
-    space.spec.config.as_ref()
+    space
+        .spec
+        .config
+        .as_ref()
+        .or_else(|| space.status.as_ref().and_then(|s| s.config.as_ref()))
 }
 
 /// The image to run: a prebuilt one from the spec, else the last build's.

@@ -9,6 +9,7 @@
 //! is structural by Kubernetes' rules; [`manifest`] makes a resource from a
 //! Space folder.
 
+pub mod build;
 pub mod crd;
 pub mod desired;
 pub mod lifecycle;
