@@ -165,6 +165,9 @@ pub struct SpaceStatus {
     pub config: Option<SpaceConfig>,
     #[serde(default)]
     pub hardware: HardwareStatus,
+    /// The latest build the controller started, and how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildStatus>,
     /// RFC 3339 time of the last visit the proxies reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_activity: Option<String>,
@@ -176,6 +179,33 @@ pub struct SpaceStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<SpaceCondition>,
+}
+
+/// One build of a Space's commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildStatus {
+    /// The commit built.
+    pub commit: String,
+    /// Running, Succeeded or Failed.
+    pub result: BuildResult,
+    /// What went wrong (the failing step), when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// RFC 3339 times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum BuildResult {
+    Running,
+    Succeeded,
+    /// The README at the commit is invalid.
+    ConfigError,
+    Failed,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -10,10 +10,13 @@
 //! Space folder.
 
 pub mod build;
+pub mod builds;
 pub mod crd;
 pub mod desired;
+pub mod leader;
 pub mod lifecycle;
 pub mod manifest;
+pub mod metrics;
 pub mod reconcile;
 pub mod schema;
 

@@ -1,29 +1,36 @@
 //! The reconcile loop of a Space, as a pipeline: read (the object handed in)
-//! -> decide sleep/wake ([`lifecycle`], pure) -> build the desired objects
-//! ([`desired`], pure, which also validates) -> apply them with server-side
-//! apply (field manager `spaceport`) -> write the status.
+//! -> decide sleep/wake ([`lifecycle`], pure) and whether a build is due
+//! ([`builds::due`], pure) -> build the desired objects ([`desired`], pure,
+//! which also validates) -> apply them with server-side apply (field manager
+//! `spaceport`) -> write the status, and an Event when the stage changed.
 //!
 //! A finalizer wraps it so that deletion passes through [`cleanup`]. An
 //! invalid Space (bad flavor, bad config) gets CONFIG_ERROR and waits for a
-//! change instead of being retried; API errors are retried with a delay.
-//! Builds in the cluster are not done yet: a Space runs a prebuilt image
-//! (`source.image`) or the image its status names.
+//! change instead of being retried; API errors are retried with a growing
+//! delay ([`error_policy`]). A build runs on its own task ([`Builds`]); the
+//! version that served keeps serving (RUNNING_BUILDING) until the new image
+//! is rolled out.
 
-use crate::crd::{HardwareStatus, Space, SpaceStatus};
+use crate::build::{BuildJob, GitCredentials, GitLocation};
+use crate::builds::{self, Builds, StatusWritten};
+use crate::crd::{BuildResult, HardwareStatus, Space, SpaceStatus};
 use crate::desired::{ControllerSettings, Desired, desired};
 use crate::lifecycle::{self, Transition};
+use crate::metrics::Metrics;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use spaceport_runtime::plan::SpaceId;
 use spaceport_runtime::stage::Stage;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The finalizer spaceport puts on every Space.
 pub const FINALIZER: &str = "spaceport.dev/cleanup";
@@ -31,8 +38,20 @@ pub const FINALIZER: &str = "spaceport.dev/cleanup";
 pub const FIELD_MANAGER: &str = "spaceport";
 /// The backstop requeue when nothing else is due.
 pub const RESYNC: Duration = Duration::from_secs(300);
-/// Delay before retrying after an API error.
-pub const RETRY: Duration = Duration::from_secs(15);
+/// First delay before retrying after an API error; it doubles per failure
+/// in a row, up to [`RETRY_MAX`].
+pub const RETRY: Duration = Duration::from_secs(5);
+/// The longest delay between retries.
+pub const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// Where builds fetch `source.hub` Spaces from.
+#[derive(Debug, Clone, Default)]
+pub struct HubSource {
+    /// The hub's base URL as the builder reaches it.
+    pub url: String,
+    /// A token that may read every Space repo.
+    pub token: Option<String>,
+}
 
 /// What the reconciler needs.
 pub struct Context {
@@ -42,6 +61,14 @@ pub struct Context {
     pub default_sleep_seconds: i64,
     /// The time, injectable for tests.
     pub clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
+    /// Builds in flight, and the builder (none: images must be prebuilt).
+    pub builds: Builds,
+    /// Where `source.hub` Spaces are cloned from.
+    pub hub: HubSource,
+    /// Publishes Kubernetes Events on stage changes (none: no events).
+    pub recorder: Option<Recorder>,
+    pub metrics: Metrics,
+    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -49,6 +76,7 @@ impl std::fmt::Debug for Context {
         f.debug_struct("Context")
             .field("settings", &self.settings)
             .field("default_sleep_seconds", &self.default_sleep_seconds)
+            .field("builds", &self.builds)
             .finish_non_exhaustive()
     }
 }
@@ -60,6 +88,11 @@ impl Context {
             settings,
             default_sleep_seconds: 48 * 3600,
             clock: Box::new(Timestamp::now),
+            builds: Builds::default(),
+            hub: HubSource::default(),
+            recorder: None,
+            metrics: Metrics::new().expect("the metrics register once"),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -74,24 +107,102 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
+impl Error {
+    /// The metric label of the error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::NoNamespace => "no_namespace",
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.kind(),
+                _ => "finalizer",
+            },
+        }
+    }
+}
+
 /// Entry point for the controller runtime.
 pub async fn reconcile(space: Arc<Space>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
     let namespace = space.namespace().ok_or(Error::NoNamespace)?;
+    let key = builds::key(&namespace, &space.name_any());
     let api: Api<Space> = Api::namespaced(ctx.client.clone(), &namespace);
-    finalizer(&api, FINALIZER, space, |event| async {
+    let result = finalizer(&api, FINALIZER, space, |event| async {
         match event {
             Event::Apply(space) => apply(&space, &ctx).await,
             Event::Cleanup(space) => cleanup(&space, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    let label = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics.reconciles.with_label_values(&[label]).inc();
+    ctx.metrics
+        .duration
+        .with_label_values(&[label])
+        .observe(started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+    }
+    result
 }
 
-/// Transient errors are retried after a delay; invalid Spaces never get
-/// here (they are reported in their status and wait for a change).
-pub fn error_policy(_space: Arc<Space>, _error: &Error, _ctx: Arc<Context>) -> Action {
-    Action::requeue(RETRY)
+/// The delay before retry `n` (1 for the first failure in a row).
+pub fn backoff(n: u32) -> Duration {
+    RETRY
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(RETRY_MAX)
+}
+
+/// Transient errors (the API) are retried with a delay that doubles for
+/// each failure in a row; invalid Spaces never get here (they are reported
+/// in their status and wait for a change).
+pub fn error_policy(space: Arc<Space>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.errors.with_label_values(&[error.kind()]).inc();
+    let key = builds::key(&space.namespace().unwrap_or_default(), &space.name_any());
+    let n = {
+        let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = backoff(n);
+    tracing::warn!(space = %key, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The job that builds `commit` of a Space.
+fn build_job(space: &Space, namespace: &str, commit: String, ctx: &Context) -> Option<BuildJob> {
+    let source = &space.spec.source;
+    let location = if let Some(git) = &source.git {
+        GitLocation {
+            url: git.url.clone(),
+            credentials: None,
+        }
+    } else {
+        let repo = source.hub.as_ref()?;
+        GitLocation {
+            url: format!("{}/spaces/{repo}", ctx.hub.url.trim_end_matches('/')),
+            credentials: ctx.hub.token.as_ref().map(|t| GitCredentials {
+                username: Some("spaceport".into()),
+                password: Some(t.clone()),
+                ssh_private_key: None,
+            }),
+        }
+    };
+    Some(BuildJob {
+        namespace: namespace.to_owned(),
+        name: space.name_any(),
+        commit,
+        source: location,
+        config: space.spec.config.clone(),
+        secrets: Default::default(),
+        variables: space.spec.variables.clone(),
+    })
 }
 
 fn params() -> PatchParams {
@@ -112,6 +223,19 @@ async fn apply(space: &Space, ctx: &Context) -> Result<Action, Error> {
         }
         Transition::Stay => {}
     }
+    // A build due starts now; the status below says so.
+    let key = builds::key(&namespace, &name);
+    let mut written: Option<StatusWritten> = None;
+    if let Some(commit) = builds::due(&space)
+        && ctx.builds.in_flight(&key).as_deref() != Some(commit.as_str())
+        && ctx.builds.can_build()
+        && let Some(job) = build_job(&space, &namespace, commit.clone(), ctx)
+    {
+        written = ctx.builds.start(ctx.client.clone(), job);
+        ctx.metrics.builds.with_label_values(&["started"]).inc();
+        status.build = Some(builds::started(&commit, &now.to_string()));
+    }
+    let previous_stage = space.status.as_ref().and_then(|s| s.stage);
     space.status = Some(status.clone());
     status.observed_generation = space.metadata.generation;
     status.hardware = HardwareStatus {
@@ -128,7 +252,13 @@ async fn apply(space: &Space, ctx: &Context) -> Result<Action, Error> {
         Err(e) => {
             status.stage = Some(e.stage());
             status.message = Some(e.to_string());
+            if let Some(m) = build_message(&status, ctx) {
+                (status.stage, status.message) = (Some(m.0), Some(m.1));
+            }
+            let stage = status.stage;
             write_status(&space, &namespace, status, ctx).await?;
+            drop(written);
+            publish(ctx, &space, previous_stage, stage).await;
             return Ok(Action::await_change());
         }
     };
@@ -161,8 +291,20 @@ async fn apply(space: &Space, ctx: &Context) -> Result<Action, Error> {
         (Stage::Paused, "paused by its owner".to_owned())
     } else if status.stage == Some(Stage::Stopped) {
         (Stage::Stopped, "asleep; the next visit wakes it".to_owned())
+    } else if let Some(m) = build_message(&status, ctx) {
+        (
+            m.0,
+            if m.0 == Stage::RunningBuilding {
+                format!("{}; {ready} replica(s) ready", m.1)
+            } else {
+                m.1
+            },
+        )
     } else if crate::desired::image_of(&space).is_none() {
-        (Stage::Building, "waiting for an image".to_owned())
+        (
+            Stage::Building,
+            "waiting for the source's first commit".to_owned(),
+        )
     } else if ready > 0 {
         (Stage::Running, format!("{ready} replica(s) ready"))
     } else {
@@ -180,6 +322,8 @@ async fn apply(space: &Space, ctx: &Context) -> Result<Action, Error> {
     let id = SpaceId::parse(&format!("{namespace}/{name}")).ok();
     status.url = id.map(|id| format!("http://{}", id.host(&ctx.settings.plan.domain)));
     write_status(&space, &namespace, status, ctx).await?;
+    drop(written);
+    publish(ctx, &space, previous_stage, Some(stage)).await;
 
     let until_sleep = lifecycle::seconds_until_sleep(&space, now, ctx.default_sleep_seconds)
         .filter(|_| stage.is_serving() || stage == Stage::AppStarting)
@@ -189,10 +333,106 @@ async fn apply(space: &Space, ctx: &Context) -> Result<Action, Error> {
     ))
 }
 
+/// The stage and words of the Space's build, when a build runs or the
+/// latest one failed.
+fn build_message(status: &SpaceStatus, _ctx: &Context) -> Option<(Stage, String)> {
+    let build = status.build.as_ref()?;
+    let short = &build.commit[..build.commit.len().min(12)];
+    let serving = status.image.is_some();
+    match build.result {
+        BuildResult::Running => Some(if serving {
+            (
+                Stage::RunningBuilding,
+                format!("building {short}; the previous version serves meanwhile"),
+            )
+        } else {
+            (Stage::Building, format!("building {short}"))
+        }),
+        BuildResult::Failed => Some((
+            Stage::BuildError,
+            format!(
+                "the build of {short} failed: {}",
+                build.message.as_deref().unwrap_or("see the build log")
+            ),
+        )),
+        BuildResult::ConfigError => Some((
+            Stage::ConfigError,
+            format!(
+                "the README at {short} is invalid: {}",
+                build.message.as_deref().unwrap_or("see the build log")
+            ),
+        )),
+        BuildResult::Succeeded => None,
+    }
+}
+
+/// An Event on the Space when its stage changed.
+async fn publish(ctx: &Context, space: &Space, before: Option<Stage>, after: Option<Stage>) {
+    let (Some(recorder), Some(after)) = (&ctx.recorder, after) else {
+        return;
+    };
+    if before == Some(after) {
+        return;
+    }
+    let warning = after.needs_a_fix();
+    let note = space
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    let event = KubeEvent {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: stage_reason(after).to_owned(),
+        note: Some(
+            format!(
+                "{} -> {}{}",
+                before.map_or("NEW", Stage::as_str),
+                after.as_str(),
+                if note.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {note}")
+                }
+            )
+            .chars()
+            .take(1000)
+            .collect(),
+        ),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &space.object_ref(&())).await {
+        tracing::warn!(error = %e, "failed to publish an event");
+    }
+}
+
+/// The PascalCase reason of a stage's Event.
+fn stage_reason(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Running => "Running",
+        Stage::RunningBuilding => "Building",
+        Stage::Building => "Building",
+        Stage::AppStarting => "Starting",
+        Stage::Stopped => "Sleeping",
+        Stage::Paused => "Paused",
+        Stage::ConfigError => "ConfigError",
+        Stage::BuildError => "BuildFailed",
+        Stage::RuntimeError => "RuntimeError",
+        Stage::Deleting => "Deleting",
+        _ => "StageChanged",
+    }
+}
+
 /// Owner references remove the Deployment, Service and claim; what is left
-/// is to say the Space is going.
+/// is to stop a build in flight and say the Space is going.
 async fn cleanup(space: &Space, ctx: &Context) -> Result<Action, Error> {
     let namespace = space.namespace().ok_or(Error::NoNamespace)?;
+    ctx.builds
+        .cancel(&builds::key(&namespace, &space.name_any()));
     let mut status = space.status.clone().unwrap_or_default();
     status.stage = Some(Stage::Deleting);
     status.message = Some("being deleted".into());
