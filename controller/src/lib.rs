@@ -13,10 +13,12 @@ pub mod build;
 pub mod builds;
 pub mod crd;
 pub mod desired;
+pub mod http;
 pub mod leader;
 pub mod lifecycle;
 pub mod manifest;
 pub mod metrics;
+pub mod operator;
 pub mod reconcile;
 pub mod schema;
 

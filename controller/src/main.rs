@@ -1,9 +1,17 @@
 //! `spaceport-controller`: the Kubernetes controller binary. Parses the
 //! command line and hands over to the library.
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use spaceport_controller::desired::{CacheVolume, ControllerSettings};
+use spaceport_controller::leader::LeaseSettings;
 use spaceport_controller::manifest::{self, Source};
+use spaceport_controller::operator::{self, RunConfig};
+use spaceport_controller::reconcile::HubSource;
+use spaceport_runtime::hardware::FlavorCatalog;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The spaceport Kubernetes controller.
 ///
@@ -17,6 +25,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the controller: reconcile Spaces into Deployments and Services,
+    /// build them, sleep and wake them.
+    ///
+    /// Serves /healthz, /readyz, /metrics and the build logs on --listen.
+    /// With --lease-namespace, several replicas can run: the one holding
+    /// the Lease works, the others wait.
+    Run(Box<RunArgs>),
     /// Print the Space CustomResourceDefinition as YAML.
     ///
     /// Example: spaceport-controller crd | kubectl apply -f -
@@ -48,8 +63,131 @@ struct ManifestArgs {
     image: Option<String>,
 }
 
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Address of the HTTP server (health, metrics, build logs, webhooks).
+    #[arg(long, env = "SPACEPORT_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// The one namespace to watch (default: all namespaces).
+    #[arg(long, env = "SPACEPORT_NAMESPACE")]
+    namespace: Option<String>,
+    /// Spaces are served at `<namespace>-<name>.<domain>`.
+    #[arg(long, env = "SPACEPORT_DOMAIN", default_value = "spaces.localhost")]
+    domain: String,
+    /// The hub's URL as builds and Spaces reach it.
+    #[arg(
+        long,
+        env = "SPACEPORT_HUB_URL",
+        default_value = "http://spaceport-hub:7860"
+    )]
+    hub_url: String,
+    /// A file holding a hub token that may read every Space repo.
+    #[arg(long, env = "SPACEPORT_HUB_TOKEN_FILE")]
+    hub_token_file: Option<PathBuf>,
+    /// The spaceport image, run by the init containers that fill the model cache.
+    #[arg(long, env = "SPACEPORT_IMAGE")]
+    image: Option<String>,
+    /// Cache models and datasets in this folder on each node (the default).
+    #[arg(
+        long,
+        env = "SPACEPORT_CACHE_HOST_PATH",
+        conflicts_with = "cache_claim"
+    )]
+    cache_host_path: Option<String>,
+    /// Cache models and datasets in this shared (ReadWriteMany) claim instead.
+    #[arg(long, env = "SPACEPORT_CACHE_CLAIM")]
+    cache_claim: Option<String>,
+    /// StorageClass of the Spaces' /data claims (default: the cluster's).
+    #[arg(long, env = "SPACEPORT_STORAGE_CLASS")]
+    storage_class: Option<String>,
+    /// A YAML flavor catalog replacing the built-in one.
+    #[arg(long, env = "SPACEPORT_FLAVORS")]
+    flavors: Option<PathBuf>,
+    /// Seconds without visits before a Space sleeps, unless it sets its own (-1: never).
+    #[arg(long, env = "SPACEPORT_DEFAULT_SLEEP", default_value_t = 48 * 3600, allow_hyphen_values = true)]
+    default_sleep: i64,
+    /// Namespace of the leader Lease; without it there is no election (run one replica).
+    #[arg(long, env = "SPACEPORT_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "SPACEPORT_LEASE_NAME",
+        default_value = "spaceport-controller"
+    )]
+    lease_name: String,
+    /// This replica's identity in the Lease and in Events.
+    #[arg(long, env = "POD_NAME", default_value = "spaceport-controller")]
+    identity: String,
+}
+
+fn read_secret_file(path: &Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    path.as_ref()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_owned())
+                .with_context(|| format!("failed to read {}", p.display()))
+        })
+        .transpose()
+}
+
+fn run_controller(args: RunArgs) -> anyhow::Result<()> {
+    let mut settings = ControllerSettings::default();
+    settings.plan.domain = args.domain;
+    settings.plan.hub_url = args.hub_url.clone();
+    if let Some(image) = args.image {
+        settings.image = image;
+    }
+    if let Some(path) = args.cache_host_path {
+        settings.cache = CacheVolume::HostPath(path);
+    }
+    if let Some(claim) = args.cache_claim {
+        settings.cache = CacheVolume::Claim(claim);
+    }
+    settings.storage_class = args.storage_class;
+    if let Some(path) = &args.flavors {
+        settings.catalog = FlavorCatalog::from_file(path)?;
+    }
+    let hub = HubSource {
+        url: args.hub_url,
+        token: read_secret_file(&args.hub_token_file)?,
+    };
+    let lease = args.lease_namespace.map(|namespace| LeaseSettings {
+        namespace,
+        name: args.lease_name,
+        identity: args.identity.clone(),
+        duration: Duration::from_secs(15),
+    });
+    let config = RunConfig {
+        listen: args.listen,
+        namespace: args.namespace,
+        settings,
+        hub,
+        builder: None,
+        lease,
+        default_sleep_seconds: args.default_sleep,
+        identity: args.identity,
+        extra_routes: Box::new(|_| axum::Router::new()),
+        while_leading: Box::new(|_| Box::pin(std::future::pending())),
+    };
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let client = kube::Client::try_default().await.context(
+            "failed to find the Kubernetes API (in-cluster service account or kubeconfig)",
+        )?;
+        operator::run(client, config).await
+    })
+}
+
 fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match Cli::parse().command {
+        Command::Run(args) => run_controller(*args)?,
         Command::Crd => print!("{}", spaceport_controller::crd::crd_yaml()),
         Command::Manifest(args) => {
             let source = match (args.git_url, args.hub, args.image) {

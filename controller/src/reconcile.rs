@@ -257,8 +257,8 @@ async fn apply(space: &Space, ctx: &Context) -> Result<Action, Error> {
             }
             let stage = status.stage;
             write_status(&space, &namespace, status, ctx).await?;
-            drop(written);
             publish(ctx, &space, previous_stage, stage).await;
+            drop(written);
             return Ok(Action::await_change());
         }
     };
@@ -322,8 +322,8 @@ async fn apply(space: &Space, ctx: &Context) -> Result<Action, Error> {
     let id = SpaceId::parse(&format!("{namespace}/{name}")).ok();
     status.url = id.map(|id| format!("http://{}", id.host(&ctx.settings.plan.domain)));
     write_status(&space, &namespace, status, ctx).await?;
-    drop(written);
     publish(ctx, &space, previous_stage, Some(stage)).await;
+    drop(written);
 
     let until_sleep = lifecycle::seconds_until_sleep(&space, now, ctx.default_sleep_seconds)
         .filter(|_| stage.is_serving() || stage == Stage::AppStarting)

@@ -1,18 +1,23 @@
 //! Reconcile scenarios against a mocked API server (tower-test): each
 //! scenario lists the calls it expects, in order, with what to answer. A
 //! missing call fails the verifier; an unexpected one is never answered, so
-//! the reconcile hangs and the scenario times out.
+//! the reconcile hangs and the scenario times out, and one made after the
+//! expected calls (by a task the reconcile left running) fails the verifier.
 
 use http::{Request, Response};
 use k8s_openapi::jiff::Timestamp;
 use kube::client::Body;
 use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
-use spaceport_controller::crd::{Space, SpaceStatus};
+use spaceport_controller::build::{BoxFuture, BuildError, BuildJob, Built, ImageBuilder};
+use spaceport_controller::builds::Builds;
+use spaceport_controller::crd::{BuildResult, BuildStatus, COMMIT_ANNOTATION, Space, SpaceStatus};
 use spaceport_controller::desired::ControllerSettings;
 use spaceport_controller::lifecycle::WAKE_ANNOTATION;
 use spaceport_controller::reconcile::{Context, FINALIZER, reconcile};
+use spaceport_runtime::build::LogBook;
 use spaceport_runtime::stage::Stage;
 use std::path::Path;
 use std::sync::Arc;
@@ -74,9 +79,14 @@ fn built(mut s: Space, stage: Stage, last_activity: &str) -> Space {
 }
 
 async fn run(space: Space, calls: Vec<Call>) -> Action {
+    run_with(space, calls, |_| {}).await
+}
+
+async fn run_with(space: Space, calls: Vec<Call>, setup: impl FnOnce(&mut Context)) -> Action {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let mut ctx = Context::new(client, ControllerSettings::default());
+    setup(&mut ctx);
     ctx.clock = Box::new(|| NOW.parse::<Timestamp>().unwrap());
     let verifier = tokio::spawn(verify(handle, calls, space_json(&space)));
     let action = tokio::time::timeout(
@@ -117,6 +127,12 @@ async fn verify(mut handle: Handle<Request<Body>, Response<Body>>, calls: Vec<Ca
         };
         let reply = serde_json::to_vec(&(expected.reply)(&body)).unwrap();
         send.send_response(Response::builder().body(Body::from(reply)).unwrap());
+    }
+    // Nothing more may come, not even from a task the reconcile left behind.
+    if let Ok(Some((request, _))) =
+        tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await
+    {
+        panic!("unexpected call: {} {}", request.method(), request.uri());
     }
 }
 
@@ -305,6 +321,190 @@ async fn deletion_reports_deleting_then_releases_the_finalizer() {
                 })
                 .reply(move |_| echo.clone()),
         ],
+    )
+    .await;
+}
+
+/// A builder that answers at once, as told, and logs what it was asked.
+struct FakeBuilder(Result<&'static str, BuildError>);
+
+impl ImageBuilder for FakeBuilder {
+    fn build(
+        &self,
+        job: BuildJob,
+        log: Arc<LogBook>,
+    ) -> BoxFuture<'static, Result<Built, BuildError>> {
+        let answer = self.0.clone();
+        Box::pin(async move {
+            log.push(format!("building {} from {}", job.commit, job.source.url));
+            let image = answer?;
+            Ok(Built {
+                image: image.into(),
+                commit: job.commit,
+                config: base().spec.config.unwrap(),
+            })
+        })
+    }
+}
+
+fn with_builder(answer: Result<&'static str, BuildError>) -> impl FnOnce(&mut Context) {
+    move |ctx| {
+        ctx.builds = Builds::new(Some(Arc::new(FakeBuilder(answer))));
+        ctx.hub.url = "http://hub.spaceport:7860".into();
+        ctx.recorder = Some(Recorder::new(
+            ctx.client.clone(),
+            Reporter {
+                controller: "spaceport-controller".into(),
+                instance: None,
+            },
+        ));
+    }
+}
+
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/team/events?";
+
+fn event_call(reason: &'static str) -> Call {
+    call("POST", EVENTS).check(move |b| assert_eq!(b["reason"], reason, "{b}"))
+}
+
+fn at_commit(mut s: Space, commit: &str) -> Space {
+    s.annotations_mut()
+        .insert(COMMIT_ANNOTATION.into(), commit.into());
+    s
+}
+
+const OLD: &str = "1111111111111111111111111111111111111111";
+const NEW: &str = "2222222222222222222222222222222222222222";
+
+#[tokio::test]
+async fn a_new_commit_builds_while_the_old_version_serves_then_rolls_out() {
+    let mut space = at_commit(built(with_finalizer(base()), Stage::Running, NOW), NEW);
+    space.status.as_mut().unwrap().observed_commit = Some(OLD.into());
+    run_with(
+        space.clone(),
+        vec![
+            call("PATCH", DEPLOYMENT)
+                .check(|b| {
+                    let image = &b["spec"]["template"]["spec"]["containers"][0]["image"];
+                    assert_eq!(
+                        image, "registry.local/team/gradio-hello:abc",
+                        "the old image serves"
+                    );
+                })
+                .reply(ready(1)),
+            call("PATCH", SERVICE),
+            status_call("RUNNING_BUILDING").check(|b| {
+                assert_eq!(b["status"]["build"]["commit"], NEW);
+                assert_eq!(b["status"]["build"]["result"], "Running");
+            }),
+            event_call("Building"),
+            // The build's outcome, from its own task, after the reconcile's status.
+            call("PATCH", format!("{SPACE}/status?")).check(|b| {
+                assert_eq!(
+                    b["status"]["image"],
+                    "registry.local/team/gradio-hello:2222"
+                );
+                assert_eq!(b["status"]["observedCommit"], NEW);
+                assert_eq!(b["status"]["build"]["result"], "Succeeded");
+            }),
+        ],
+        with_builder(Ok("registry.local/team/gradio-hello:2222")),
+    )
+    .await;
+
+    // The status change brings the next reconcile, which rolls out.
+    let status = space.status.as_mut().unwrap();
+    status.stage = Some(Stage::RunningBuilding);
+    status.image = Some("registry.local/team/gradio-hello:2222".into());
+    status.observed_commit = Some(NEW.into());
+    status.build = Some(BuildStatus {
+        commit: NEW.into(),
+        result: BuildResult::Succeeded,
+        message: None,
+        started: Some(NOW.into()),
+        finished: Some(NOW.into()),
+    });
+    run_with(
+        space,
+        vec![
+            call("PATCH", DEPLOYMENT)
+                .check(|b| {
+                    let image = &b["spec"]["template"]["spec"]["containers"][0]["image"];
+                    assert_eq!(image, "registry.local/team/gradio-hello:2222");
+                })
+                .reply(ready(1)),
+            call("PATCH", SERVICE),
+            status_call("RUNNING"),
+            event_call("Running"),
+        ],
+        with_builder(Err(BuildError::Failed("no second build may start".into()))),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_build_reports_build_error_and_keeps_the_old_version() {
+    let mut space = at_commit(built(with_finalizer(base()), Stage::Running, NOW), NEW);
+    space.status.as_mut().unwrap().observed_commit = Some(OLD.into());
+    space.meta_mut().finalizers = Some(vec![FINALIZER.into()]);
+    run_with(
+        space.clone(),
+        vec![
+            call("PATCH", DEPLOYMENT).reply(ready(1)),
+            call("PATCH", SERVICE),
+            status_call("RUNNING_BUILDING"),
+            event_call("Building"),
+            call("PATCH", format!("{SPACE}/status?")).check(|b| {
+                assert_eq!(b["status"]["build"]["result"], "Failed");
+                assert!(b["status"].get("image").is_none(), "{b}");
+                assert!(
+                    b["status"]["build"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("step 3/5")
+                );
+            }),
+        ],
+        with_builder(Err(BuildError::Failed(
+            "RUN pip install failed at step 3/5".into(),
+        ))),
+    )
+    .await;
+
+    let status = space.status.as_mut().unwrap();
+    status.stage = Some(Stage::RunningBuilding);
+    status.build = Some(BuildStatus {
+        commit: NEW.into(),
+        result: BuildResult::Failed,
+        message: Some("RUN pip install failed at step 3/5".into()),
+        started: Some(NOW.into()),
+        finished: Some(NOW.into()),
+    });
+    run_with(
+        space,
+        vec![
+            call("PATCH", DEPLOYMENT)
+                .check(|b| {
+                    let image = &b["spec"]["template"]["spec"]["containers"][0]["image"];
+                    assert_eq!(
+                        image, "registry.local/team/gradio-hello:abc",
+                        "the old image stays"
+                    );
+                })
+                .reply(ready(1)),
+            call("PATCH", SERVICE),
+            status_call("BUILD_ERROR").check(|b| {
+                assert!(
+                    b["status"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("step 3/5"),
+                    "{b}"
+                );
+            }),
+            event_call("BuildFailed").check(|b| assert_eq!(b["type"], "Warning", "{b}")),
+        ],
+        with_builder(Ok("never")),
     )
     .await;
 }
