@@ -18,7 +18,7 @@ use crate::desired::{ControllerSettings, Desired, desired};
 use crate::lifecycle::{self, Transition};
 use crate::metrics::Metrics;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -28,7 +28,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use spaceport_runtime::plan::SpaceId;
 use spaceport_runtime::stage::Stage;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -175,16 +175,54 @@ pub fn error_policy(space: Arc<Space>, error: &Error, ctx: Arc<Context>) -> Acti
     Action::requeue(delay)
 }
 
-/// The job that builds `commit` of a Space.
-fn build_job(space: &Space, namespace: &str, commit: String, ctx: &Context) -> Option<BuildJob> {
+/// The string values of a Secret or ConfigMap's keys.
+fn values(data: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, String> {
+    data.into_iter().collect()
+}
+
+async fn secret_values(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<BTreeMap<String, String>, Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = api.get(name).await?;
+    Ok(values(
+        secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, v))),
+    ))
+}
+
+/// The job that builds `commit` of a Space: where to fetch it (with the
+/// credentials its source names), and the build secrets and variables
+/// from its Secret and ConfigMap refs.
+async fn build_job(
+    space: &Space,
+    namespace: &str,
+    commit: String,
+    ctx: &Context,
+) -> Result<Option<BuildJob>, Error> {
     let source = &space.spec.source;
     let location = if let Some(git) = &source.git {
+        let credentials = match &git.credentials_secret {
+            Some(name) => {
+                let mut v = secret_values(&ctx.client, namespace, name).await?;
+                Some(GitCredentials {
+                    username: v.remove("username"),
+                    password: v.remove("password"),
+                    ssh_private_key: v.remove("ssh-privatekey"),
+                })
+            }
+            None => None,
+        };
         GitLocation {
             url: git.url.clone(),
-            credentials: None,
+            credentials,
         }
-    } else {
-        let repo = source.hub.as_ref()?;
+    } else if let Some(repo) = &source.hub {
         GitLocation {
             url: format!("{}/spaces/{repo}", ctx.hub.url.trim_end_matches('/')),
             credentials: ctx.hub.token.as_ref().map(|t| GitCredentials {
@@ -193,16 +231,28 @@ fn build_job(space: &Space, namespace: &str, commit: String, ctx: &Context) -> O
                 ssh_private_key: None,
             }),
         }
+    } else {
+        return Ok(None);
     };
-    Some(BuildJob {
+    let mut secrets = BTreeMap::new();
+    for name in &space.spec.secret_refs {
+        secrets.extend(secret_values(&ctx.client, namespace, name).await?);
+    }
+    let mut variables = BTreeMap::new();
+    let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+    for name in &space.spec.config_map_refs {
+        variables.extend(values(maps.get(name).await?.data.unwrap_or_default()));
+    }
+    variables.extend(space.spec.variables.clone());
+    Ok(Some(BuildJob {
         namespace: namespace.to_owned(),
         name: space.name_any(),
         commit,
         source: location,
         config: space.spec.config.clone(),
-        secrets: Default::default(),
-        variables: space.spec.variables.clone(),
-    })
+        secrets,
+        variables,
+    }))
 }
 
 fn params() -> PatchParams {
@@ -229,7 +279,7 @@ async fn apply(space: &Space, ctx: &Context) -> Result<Action, Error> {
     if let Some(commit) = builds::due(&space)
         && ctx.builds.in_flight(&key).as_deref() != Some(commit.as_str())
         && ctx.builds.can_build()
-        && let Some(job) = build_job(&space, &namespace, commit.clone(), ctx)
+        && let Some(job) = build_job(&space, &namespace, commit.clone(), ctx).await?
     {
         written = ctx.builds.start(ctx.client.clone(), job);
         ctx.metrics.builds.with_label_values(&["started"]).inc();

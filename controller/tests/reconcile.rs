@@ -337,7 +337,11 @@ impl ImageBuilder for FakeBuilder {
         let answer = self.0.clone();
         Box::pin(async move {
             log.push(format!("building {} from {}", job.commit, job.source.url));
+            assert_eq!(job.source.url, "http://hub.spaceport:7860/spaces/spaceport/gradio-hello");
             let image = answer?;
+            if let Some(token) = job.secrets.get("HF_TOKEN") {
+                assert_eq!(token, "hf_secret", "the Secret's value reaches the build");
+            }
             Ok(Built {
                 image: image.into(),
                 commit: job.commit,
@@ -380,9 +384,16 @@ const NEW: &str = "2222222222222222222222222222222222222222";
 async fn a_new_commit_builds_while_the_old_version_serves_then_rolls_out() {
     let mut space = at_commit(built(with_finalizer(base()), Stage::Running, NOW), NEW);
     space.status.as_mut().unwrap().observed_commit = Some(OLD.into());
+    space.spec.secret_refs = vec!["gradio-hello-secrets".into()];
     run_with(
         space.clone(),
         vec![
+            // The build secrets are read when the build starts.
+            call("GET", "/api/v1/namespaces/team/secrets/gradio-hello-secrets").reply(|_| {
+                json!({"apiVersion": "v1", "kind": "Secret",
+                       "metadata": {"name": "gradio-hello-secrets", "namespace": "team"},
+                       "data": {"HF_TOKEN": "aGZfc2VjcmV0"}})
+            }),
             call("PATCH", DEPLOYMENT)
                 .check(|b| {
                     let image = &b["spec"]["template"]["spec"]["containers"][0]["image"];
