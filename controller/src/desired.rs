@@ -33,6 +33,7 @@ use spaceport_runtime::hardware::FlavorCatalog;
 use spaceport_runtime::plan::{
     PlanError, PlanSettings, RunSpec, SpaceContext, SpaceId, VolumeSource, run_plan,
 };
+use spaceport_runtime::plan::dockerfile::STATIC_PORT;
 use spaceport_runtime::stage::Stage;
 use std::collections::BTreeMap;
 
@@ -85,8 +86,6 @@ pub enum DesiredError {
     BadId(String),
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("static Spaces are not served on Kubernetes yet")]
-    StaticUnsupported,
 }
 
 impl DesiredError {
@@ -254,7 +253,8 @@ pub fn desired(space: &Space, settings: &ControllerSettings) -> Result<Desired, 
     let config = config_of(space).ok_or(DesiredError::NoConfig)?;
     let context = context_of(space)?;
     let (run, warnings) = run_plan(config, &context, &settings.catalog, &settings.plan)?;
-    let port = run.port.ok_or(DesiredError::StaticUnsupported)?;
+    // A static Space's image serves its files on a fixed port.
+    let port = run.port.unwrap_or(STATIC_PORT);
     let name = space.name_any();
     let flavor = settings.catalog.get(&run.resources.flavor);
 

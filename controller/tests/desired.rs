@@ -6,7 +6,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use spaceport_controller::crd::{Space, SpaceStatus};
-use spaceport_controller::desired::{ControllerSettings, Desired, DesiredError, desired};
+use spaceport_controller::desired::{ControllerSettings, Desired, desired};
 use spaceport_runtime::stage::Stage;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,6 +77,8 @@ fn cases() -> Vec<(String, Space)> {
         "prebuilt-image".into(),
         space(&dir.join("prebuilt-image.yaml")),
     ));
+    let path = root().join("examples/static-hello/space.yaml");
+    out.push(("static-hello".into(), built(space(&path))));
     out
 }
 
@@ -249,11 +251,12 @@ fn owned_objects_point_back_at_their_space() {
 }
 
 #[test]
-fn static_spaces_and_missing_configs_are_refused_with_a_stage() {
-    let s = space(&root().join("examples/static-hello/space.yaml"));
+fn static_spaces_serve_on_the_image_port_and_missing_configs_wait() {
+    let s = built(space(&root().join("examples/static-hello/space.yaml")));
+    let d = desired(&s, &ControllerSettings::default()).unwrap();
     assert_eq!(
-        desired(&s, &ControllerSettings::default()).unwrap_err(),
-        DesiredError::StaticUnsupported
+        d.service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].target_port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
     );
     let mut no_config = cases()[0].1.clone();
     no_config.spec.config = None;

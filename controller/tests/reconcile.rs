@@ -337,7 +337,10 @@ impl ImageBuilder for FakeBuilder {
         let answer = self.0.clone();
         Box::pin(async move {
             log.push(format!("building {} from {}", job.commit, job.source.url));
-            assert_eq!(job.source.url, "http://hub.spaceport:7860/spaces/spaceport/gradio-hello");
+            assert_eq!(
+                job.source.url,
+                "http://hub.spaceport:7860/spaces/spaceport/gradio-hello"
+            );
             let image = answer?;
             if let Some(token) = job.secrets.get("HF_TOKEN") {
                 assert_eq!(token, "hf_secret", "the Secret's value reaches the build");
@@ -389,7 +392,11 @@ async fn a_new_commit_builds_while_the_old_version_serves_then_rolls_out() {
         space.clone(),
         vec![
             // The build secrets are read when the build starts.
-            call("GET", "/api/v1/namespaces/team/secrets/gradio-hello-secrets").reply(|_| {
+            call(
+                "GET",
+                "/api/v1/namespaces/team/secrets/gradio-hello-secrets",
+            )
+            .reply(|_| {
                 json!({"apiVersion": "v1", "kind": "Secret",
                        "metadata": {"name": "gradio-hello-secrets", "namespace": "team"},
                        "data": {"HF_TOKEN": "aGZfc2VjcmV0"}})

@@ -12,6 +12,7 @@ pub mod client;
 pub mod dev;
 mod output;
 pub mod plan;
+pub mod serve_static;
 pub mod up;
 pub mod validate;
 
@@ -90,6 +91,14 @@ pub enum Command {
     /// Fill or shrink a cache of model and dataset repos in the layout
     /// huggingface_hub reads.
     Cache(cache::CacheArgs),
+    /// Serve a folder of static files, as a static Space is served: the
+    /// index page at /, the site's 404.html for missing files.
+    ///
+    /// The image of a static Space on Kubernetes runs this.
+    #[command(
+        after_help = "Example:\n  spaceport serve-static examples/static-hello --listen 127.0.0.1:8080"
+    )]
+    ServeStatic(serve_static::ServeStaticArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -102,6 +111,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Plan(args) => plan::run(&args, out, err, color),
         Command::Dev(args) => dev::run(&args, err),
         Command::Cache(args) => cache::run(&args, out, err),
+        Command::ServeStatic(args) => serve_static::run(&args, err),
         Command::Up(args) => match up::run(&args) {
             Ok(()) => 0,
             Err(e) => {

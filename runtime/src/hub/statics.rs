@@ -13,6 +13,18 @@ use tower_http::services::{ServeDir, ServeFile};
 
 use crate::plan::SpaceId;
 
+/// The file server of one site: `index` at `/`, the folder's files below
+/// it, and the site's own 404.html (with status 404) for missing files.
+/// `spaceport serve-static` serves the same router on its own.
+pub fn site_router(root: &Path, index: &str) -> Router {
+    let dir = ServeDir::new(root)
+        .append_index_html_on_directories(true)
+        .not_found_service(ServeFile::new(root.join("404.html")));
+    Router::new()
+        .route_service("/", ServeFile::new(root.join(index)))
+        .fallback_service(dir)
+}
+
 /// One static site being served.
 #[derive(Debug)]
 struct Site {
@@ -38,14 +50,7 @@ impl StaticSites {
     ) -> std::io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let index_file = root.join(index);
-        // A site's own 404.html answers for missing files, with status 404.
-        let dir = ServeDir::new(root)
-            .append_index_html_on_directories(true)
-            .not_found_service(ServeFile::new(root.join("404.html")));
-        let app = Router::new()
-            .route_service("/", ServeFile::new(index_file))
-            .fallback_service(dir);
+        let app = site_router(root, index);
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::warn!(error = %e, "a static site stopped serving");
