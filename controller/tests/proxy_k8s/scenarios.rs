@@ -422,3 +422,25 @@ async fn a_visit_reaches_the_endpoint_and_a_sleeping_space_is_woken() {
     );
     api.verify().await;
 }
+
+#[test]
+fn bad_proxy_settings_exit_64_before_anything_starts() {
+    let bin = env!("CARGO_BIN_EXE_spaceport-controller");
+    for (flag, value, words) in [
+        ("--namespace", "Team_A", "invalid --namespace"),
+        ("--hub-url", "ftp://hub.example", "invalid --hub-url"),
+        ("--domain", "spaces example", "domain"),
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(["proxy", flag, value, "--listen", "127.0.0.1:0"])
+            .env_remove("SPACEPORT_NAMESPACE")
+            .env_remove("SPACEPORT_HUB_URL")
+            .env_remove("SPACEPORT_DOMAIN")
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(words), "{flag} {value}: {stderr}");
+    }
+}
