@@ -250,3 +250,6 @@ fn merge_patch(ctype: &str) {
 
 #[path = "proxy_k8s/scenarios.rs"]
 mod scenarios;
+
+#[path = "proxy_k8s/end_to_end.rs"]
+mod end_to_end;
