@@ -5,7 +5,8 @@
 //! cluster) keeps a cache; every event bumps a counter, and
 //! [`KubeRoutes::next_snapshot`] waits for a bump, lets the burst settle
 //! (a rollout moves many endpoints at once), and folds the caches with
-//! [`super::routes::fold`], so a burst becomes one table swap. Only
+//! [`super::routes::fold`], so a burst becomes one table swap, and a change
+//! that leaves the routes as they were (a new `lastActivity`) none. Only
 //! EndpointSlices of Space Services are watched: the cluster copies a
 //! Service's labels onto its slices, so they carry `spaceport.dev/space`.
 //! Watch errors are logged and retried with backoff; the proxy keeps its
@@ -43,6 +44,8 @@ pub struct KubeRoutes {
     changes: watch::Receiver<u64>,
     directory: Directory,
     first: bool,
+    /// The routes last handed out, to skip swaps that change nothing.
+    last: Option<Vec<Route>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -119,6 +122,7 @@ impl KubeRoutes {
             changes: rx,
             directory,
             first: true,
+            last: None,
             tasks,
         }
     }
@@ -164,7 +168,16 @@ impl RouteSource for KubeRoutes {
             } else {
                 self.settle().await?;
             }
-            Some(Ok(self.snapshot()))
+            loop {
+                let routes = self.snapshot();
+                // Most events change nothing routed (a new lastActivity, a
+                // condition): the directory takes them, the table stays.
+                if self.last.as_ref() != Some(&routes) {
+                    self.last = Some(routes.clone());
+                    return Some(Ok(routes));
+                }
+                self.settle().await?;
+            }
         })
     }
 }

@@ -116,8 +116,21 @@ async fn routes_follow_watched_spaces_and_slices_and_a_burst_is_one_swap() {
         "the burst gave a second snapshot"
     );
 
+    // Activity moves on: the directory sees it, the table is left alone.
+    let mut busy = space("team", "demo", "RUNNING");
+    busy["status"]["lastActivity"] = json!("2026-06-01T12:05:00Z");
+    spaces_tx.send(event("MODIFIED", busy, "5")).unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), source.next_snapshot())
+            .await
+            .is_err(),
+        "a change to nothing routed gave a snapshot"
+    );
+    let seen = directory.get(&id("team/demo")).unwrap().last_activity;
+    assert_eq!(seen, Some("2026-06-01T12:05:00Z".parse().unwrap()));
+
     spaces_tx
-        .send(event("DELETED", space("team", "demo", "RUNNING"), "5"))
+        .send(event("DELETED", space("team", "demo", "RUNNING"), "6"))
         .unwrap();
     let last = source.next_snapshot().await.unwrap().unwrap();
     assert_eq!(by_id(last).keys().collect::<Vec<_>>(), ["team/nap"]);
