@@ -1,6 +1,7 @@
 //! `spaceport-controller`: the Kubernetes controller binary. Parses the
 //! command line and hands over to the library.
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use spaceport_controller::manifest::{self, Source};
 use spaceport_controller::proxy::ProxyOptions;
@@ -130,7 +131,9 @@ fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         }
     };
     tokio::runtime::Runtime::new()?.block_on(async move {
-        let client = kube::Client::try_default().await?;
+        let client = kube::Client::try_default()
+            .await
+            .context("failed to find the Kubernetes API (in-cluster or kubeconfig)")?;
         let proxy = spaceport_controller::proxy::build(client, &options, config)?;
         let listener = tokio::net::TcpListener::bind(options.listen).await?;
         let admin = tokio::net::TcpListener::bind(options.metrics_listen).await?;

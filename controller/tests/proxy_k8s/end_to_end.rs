@@ -158,3 +158,118 @@ fn bad_proxy_settings_exit_64_before_anything_starts() {
         assert!(stderr.contains(words), "{flag} {value}: {stderr}");
     }
 }
+
+/// A child process killed when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An API server on loopback that lists one running Space and its slice,
+/// and holds every watch open with no events.
+async fn fake_api_server(app_port: u16) -> u16 {
+    use axum::extract::RawQuery;
+    let answer = |list: Value| {
+        move |RawQuery(q): RawQuery| {
+            let list = list.clone();
+            async move {
+                if q.unwrap_or_default().contains("watch=true") {
+                    let forever = futures_util::stream::pending::<Result<Bytes, Infallible>>();
+                    axum::body::Body::from_stream(forever).into_response()
+                } else {
+                    axum::Json(list).into_response()
+                }
+            }
+        }
+    };
+    use axum::response::IntoResponse;
+    let spaces = json!({"apiVersion": "spaceport.dev/v1alpha1", "kind": "SpaceList",
+        "metadata": {"resourceVersion": "1"}, "items": [space("team", "demo", "RUNNING")]});
+    let slices = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList",
+        "metadata": {"resourceVersion": "1"},
+        "items": [slice("team", "demo", &["127.0.0.1"], app_port)]});
+    let api = axum::Router::new()
+        .route(SPACES, axum::routing::get(answer(spaces)))
+        .route(SLICES, axum::routing::get(answer(slices)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, api).await });
+    port
+}
+
+async fn get_path(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let req = Request::get(format!("http://127.0.0.1:{port}{path}"))
+        .header(http::header::HOST, host)
+        .body(Empty::new())
+        .unwrap();
+    let resp = client.request(req).await.ok()?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[tokio::test]
+async fn the_binary_serves_spaces_health_and_metrics_from_the_cluster() {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello from the app" }));
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_port = upstream.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(upstream, app).await });
+    let api_port = fake_api_server(app_port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
+             clusters: [{{name: fake, cluster: {{server: 'http://127.0.0.1:{api_port}'}}}}]\n\
+             users: [{{name: nobody, user: {{}}}}]\n\
+             contexts: [{{name: test, context: {{cluster: fake, user: nobody}}}}]\n"
+        ),
+    )
+    .unwrap();
+    let (listen, metrics) = (free_port(), free_port());
+    let _proxy = Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_spaceport-controller"))
+            .arg("proxy")
+            .env("KUBECONFIG", &kubeconfig)
+            .env("SPACEPORT_LISTEN", format!("127.0.0.1:{listen}"))
+            .env("SPACEPORT_METRICS_LISTEN", format!("127.0.0.1:{metrics}"))
+            .env("SPACEPORT_DOMAIN", "spaces.test")
+            .env_remove("SPACEPORT_NAMESPACE")
+            .env_remove("SPACEPORT_HUB_URL")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut answer = None;
+    for _ in 0..100 {
+        answer = get_path(listen, "team-demo.spaces.test", "/").await;
+        if answer.as_ref().is_some_and(|a| a.0 == 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer, Some((200, "hello from the app".into())));
+    let health = get_path(metrics, "localhost", "/healthz").await;
+    assert_eq!(health.map(|h| h.0), Some(200));
+    let (status, text) = get_path(metrics, "localhost", "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(text.contains("spaceport_"), "{text}");
+    let metrics_on_the_public_port = get_path(listen, "localhost", "/metrics").await.unwrap();
+    assert_eq!(metrics_on_the_public_port.0, 404);
+}
