@@ -111,11 +111,12 @@ fn main() -> anyhow::Result<()> {
 const EXIT_CONFIG: i32 = 64;
 
 fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    // The logger may already be set up by the caller; one is enough.
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .init();
+        .try_init();
     let options = ProxyOptions {
         listen: args.listen,
         metrics_listen: args.metrics_listen,
