@@ -30,10 +30,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use spaceport_runtime::config::{SpaceConfig, StorageTier};
 use spaceport_runtime::hardware::FlavorCatalog;
+use spaceport_runtime::plan::dockerfile::STATIC_PORT;
 use spaceport_runtime::plan::{
     PlanError, PlanSettings, RunSpec, SpaceContext, SpaceId, VolumeSource, run_plan,
 };
-use spaceport_runtime::plan::dockerfile::STATIC_PORT;
 use spaceport_runtime::stage::Stage;
 use std::collections::BTreeMap;
 

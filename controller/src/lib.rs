@@ -7,7 +7,8 @@
 //!
 //! Modules: [`crd`] declares the resource; [`schema`] checks that its schema
 //! is structural by Kubernetes' rules; [`manifest`] makes a resource from a
-//! Space folder.
+//! Space folder; [`proxy`] runs the spaceport proxy on routes from the
+//! cluster.
 
 pub mod build;
 pub mod builds;
@@ -19,6 +20,7 @@ pub mod lifecycle;
 pub mod manifest;
 pub mod metrics;
 pub mod operator;
+pub mod proxy;
 pub mod reconcile;
 pub mod schema;
 

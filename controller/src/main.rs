@@ -7,6 +7,7 @@ use spaceport_controller::desired::{CacheVolume, ControllerSettings};
 use spaceport_controller::leader::LeaseSettings;
 use spaceport_controller::manifest::{self, Source};
 use spaceport_controller::operator::{self, RunConfig};
+use spaceport_controller::proxy::ProxyOptions;
 use spaceport_controller::reconcile::HubSource;
 use spaceport_runtime::hardware::FlavorCatalog;
 use std::net::SocketAddr;
@@ -40,6 +41,29 @@ enum Command {
     ///
     /// Example: spaceport-controller manifest examples/gradio-hello --hub spaceport/gradio-hello
     Manifest(ManifestArgs),
+    /// Serve Spaces: the spaceport proxy, routing from the cluster's Spaces.
+    ///
+    /// Example: spaceport-controller proxy --domain spaces.example.com --hub-url http://spaceport-hub:7860
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ProxyArgs {
+    /// Where visitors connect.
+    #[arg(long, env = "SPACEPORT_LISTEN", default_value = "0.0.0.0:8000")]
+    listen: SocketAddr,
+    /// Where /metrics and /healthz are served.
+    #[arg(long, env = "SPACEPORT_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    metrics_listen: SocketAddr,
+    /// Spaces are served at <namespace>-<name>.<domain> (and always at /apps/<namespace>/<name>/).
+    #[arg(long, env = "SPACEPORT_DOMAIN")]
+    domain: Option<String>,
+    /// Namespaces whose Spaces are served (repeat or comma-separate; none: all).
+    #[arg(long, env = "SPACEPORT_NAMESPACE", value_delimiter = ',')]
+    namespace: Vec<String>,
+    /// The hub that checks tokens for private Spaces (without it they answer 404).
+    #[arg(long, env = "SPACEPORT_HUB_URL")]
+    hub_url: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -188,6 +212,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Run(args) => run_controller(*args)?,
+        Command::Proxy(args) => proxy(args)?,
         Command::Crd => print!("{}", spaceport_controller::crd::crd_yaml()),
         Command::Manifest(args) => {
             let source = match (args.git_url, args.hub, args.image) {
@@ -216,4 +241,64 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Bad configuration exits with this code (EX_USAGE), before any port is bound.
+const EXIT_CONFIG: i32 = 64;
+
+fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
+    // The logger may already be set up by the caller; one is enough.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    let options = ProxyOptions {
+        listen: args.listen,
+        metrics_listen: args.metrics_listen,
+        domain: args.domain,
+        namespaces: args.namespace,
+        hub_url: args.hub_url,
+    };
+    let config = match options.proxy_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(EXIT_CONFIG);
+        }
+    };
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .context("failed to find the Kubernetes API (in-cluster or kubeconfig)")?;
+        let proxy = spaceport_controller::proxy::build(client, &options, config)?;
+        let listener = tokio::net::TcpListener::bind(options.listen).await?;
+        let admin = tokio::net::TcpListener::bind(options.metrics_listen).await?;
+        tracing::info!(listen = %options.listen, metrics = %options.metrics_listen, "proxy serving");
+        let stop = shutdown_signal();
+        let admin_proxy = proxy.clone();
+        let admin_task = tokio::spawn(async move {
+            admin_proxy.serve_admin(admin, std::future::pending()).await
+        });
+        proxy.serve(listener, None, stop).await?;
+        admin_task.abort();
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: draining open connections");
 }
