@@ -270,6 +270,13 @@ async fn apply(space: &Space, ctx: &Context) -> Result<Action, Error> {
         Transition::Wake => {
             status.stage = Some(Stage::AppStarting);
             status.last_activity = Some(now.to_string());
+            // The proxies own lastActivity (they move it forward with merge
+            // patches); a wake counts as activity the same way, so the
+            // status apply below never carries an older copy of it.
+            let api: Api<Space> = Api::namespaced(ctx.client.clone(), &namespace);
+            let patch = json!({"status": {"lastActivity": now.to_string()}});
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
         }
         Transition::Stay => {}
     }
@@ -497,6 +504,11 @@ async fn write_status(
     ctx: &Context,
 ) -> Result<(), Error> {
     let api: Api<Space> = Api::namespaced(ctx.client.clone(), namespace);
+    // lastActivity is the proxies' (see the wake above): never applied here.
+    let status = SpaceStatus {
+        last_activity: None,
+        ..status
+    };
     let patch = json!({
         "apiVersion": Space::api_version(&()),
         "kind": Space::kind(&()),
