@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod manifest;
 pub mod reconcile;
 pub mod schema;
+pub mod source;
 
 /// The runtime's Space model, re-exported so the CRD embeds the exact same types.
 pub use spaceport_runtime::config;
