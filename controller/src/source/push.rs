@@ -182,7 +182,8 @@ pub fn ref_matches(space_ref: &str, pushed: &str) -> bool {
 }
 
 /// A repository URL reduced to `host/path`: any scheme (https, http, ssh,
-/// git, and ssh's `user@host:path`), user and port dropped, host and path
+/// git, and ssh's `user@host:path`; `file:///p` gives `file:/p`), user and
+/// port dropped, host and path
 /// lowercased, trailing `/` and `.git` removed. Two URLs of one repository
 /// give the same string. `None` for what is not a remote URL.
 pub fn normalize_url(url: &str) -> Option<String> {
@@ -191,15 +192,12 @@ pub fn normalize_url(url: &str) -> Option<String> {
         return None;
     }
     let (authority, path) = match url.split_once("://") {
-        Some((scheme, rest)) => {
-            if !matches!(
-                scheme.to_ascii_lowercase().as_str(),
-                "https" | "http" | "ssh" | "git"
-            ) {
-                return None;
-            }
-            rest.split_once('/').unwrap_or((rest, ""))
-        }
+        Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
+            "https" | "http" | "ssh" | "git" => rest.split_once('/').unwrap_or((rest, "")),
+            // A repository on the controller's own disk (a hub beside it).
+            "file" => ("file:", rest.trim_start_matches("localhost")),
+            _ => return None,
+        },
         None => {
             let (host, path) = url.split_once(':')?;
             if host.contains('/') || path.starts_with(':') {
@@ -210,6 +208,7 @@ pub fn normalize_url(url: &str) -> Option<String> {
     };
     let host = authority.rsplit('@').next().unwrap_or(authority);
     let host = match host.strip_prefix('[') {
+        _ if host == "file:" => host.to_owned(),
         // An IPv6 literal keeps its brackets, loses its port.
         Some(v6) => format!("[{}]", v6.split(']').next()?),
         None => host.split(':').next().unwrap_or(host).to_owned(),
@@ -248,6 +247,11 @@ mod tests {
             normalize_url("https://[::1]:3000/a/b.git").as_deref(),
             Some("[::1]/a/b")
         );
+        assert_eq!(
+            normalize_url("file:///srv/Repos/a.git/").as_deref(),
+            Some("file:/srv/repos/a")
+        );
+        assert_eq!(normalize_url("file:///"), None);
         for bad in [
             "",
             "ftp://host/a",
