@@ -221,3 +221,50 @@ async fn a_push_to_an_unreachable_registry_fails_naming_it() {
         log.lines()
     );
 }
+
+#[tokio::test]
+async fn endpoints_and_registries_are_checked_when_the_builder_is_made() {
+    let Some(engine) = docker().await else { return };
+    let connect = |endpoint: &str, tls: Option<&Path>| DockerSettings {
+        endpoint: Some(endpoint.into()),
+        tls_dir: tls.map(Path::to_owned),
+        ..DockerSettings::default()
+    };
+    let err = |r: Result<DockerBuilder, String>| r.map(|_| ()).unwrap_err();
+    let e = err(DockerBuilder::connect(connect("ftp://docker:2375", None)).await);
+    assert!(
+        e.contains("'ftp://docker:2375' is not a Docker API endpoint"),
+        "{e}"
+    );
+    let e = err(DockerBuilder::connect(connect("tcp://127.0.0.1:1", None)).await);
+    assert!(
+        e.starts_with("failed to reach the container engine: tcp://127.0.0.1:1: "),
+        "{e}"
+    );
+    let no_certs = tempfile::tempdir().unwrap();
+    let e = err(DockerBuilder::connect(connect("tcp://127.0.0.1:1", Some(no_certs.path()))).await);
+    assert!(
+        e.starts_with("failed to reach the container engine: tcp://127.0.0.1:1: "),
+        "{e}"
+    );
+    let socket = "/var/run/docker.sock";
+    if Path::new(socket).exists() {
+        let endpoint = format!("unix://{socket}");
+        DockerBuilder::connect(connect(&endpoint, None))
+            .await
+            .expect("the local socket is an endpoint");
+    }
+    let settings = DockerSettings {
+        registry: Some("https://registry.example/spaces".into()),
+        ..DockerSettings::default()
+    };
+    let e = err(DockerBuilder::new(engine.clone(), settings));
+    assert!(e.contains("has a scheme"), "{e}");
+    let settings = DockerSettings {
+        registry: Some("registry.example/spaces".into()),
+        registry_auth_file: Some(no_certs.path().join("config.json")),
+        ..DockerSettings::default()
+    };
+    let e = err(DockerBuilder::new(engine, settings));
+    assert!(e.contains("failed to read the registry auth file"), "{e}");
+}

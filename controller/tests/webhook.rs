@@ -27,7 +27,7 @@ const SECRET: &[u8] = b"hook secret";
 async fn expect_patches(
     mut handle: Handle<Request<Body>, Response<Body>>,
     want: Vec<(String, String)>,
-) {
+) -> Handle<Request<Body>, Response<Body>> {
     for (name, commit) in want {
         let (request, send) = tokio::time::timeout(Duration::from_secs(10), handle.next_request())
             .await
@@ -56,6 +56,7 @@ async fn expect_patches(
         "an unexpected API call: {:?}",
         extra.unwrap().map(|(r, _)| r.uri().clone())
     );
+    handle
 }
 
 struct Hook {
@@ -96,9 +97,10 @@ impl Hook {
                 .unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        verifier
+        let handle = verifier
             .await
             .expect("every expected call came, and no other");
+        self.handle = Some(handle);
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -274,6 +276,14 @@ async fn without_a_secret_the_pushed_commit_is_not_trusted_but_resolved_again() 
     let body = push_body("refs/heads/main", C2, &url);
     let r = request("/hooks/spaceport", "push", None, body);
     let (status, answer) = h.send(r, vec![("app", &real)]).await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::ACCEPTED, json!({ "matched": 1 }))
+    );
+    // A second unsigned push right after looks nothing up and patches nothing.
+    let body = push_body("refs/heads/main", C2, &url);
+    let r = request("/hooks/spaceport", "push", None, body);
+    let (status, answer) = h.send(r, vec![]).await;
     assert_eq!(
         (status, answer),
         (StatusCode::ACCEPTED, json!({ "matched": 1 }))

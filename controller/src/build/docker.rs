@@ -90,7 +90,7 @@ impl DockerBuilder {
             Some(ep) => DockerEngine::connect_to(ep, settings.tls_dir.as_deref()).await,
             None => DockerEngine::connect().await,
         }
-        .map_err(|e| format!("failed to connect to the Docker API: {e}"))?;
+        .map_err(|e| e.to_string())?;
         Self::new(Arc::new(engine), settings)
     }
 

@@ -8,7 +8,9 @@
 //! payload. Without one, anyone can call the hook, so the payload only says
 //! *which* Spaces to look at: their ref is resolved again with
 //! `git ls-remote` and that commit is used, so a forged request can make
-//! spaceport look sooner but never build a commit of its choosing.
+//! spaceport look sooner but never build a commit of its choosing, and
+//! each Space is looked at no more than once per [`UNSIGNED_COOLDOWN`], so
+//! a flood of requests does not become a flood of git fetches.
 //! Bodies are capped at [`MAX_BODY`]; a GitHub `ping` is 200; a malformed
 //! event is 400 with the reason; otherwise 202 with `{"matched": N}`.
 
@@ -25,10 +27,14 @@ use bytes::Bytes;
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Largest webhook body read.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Shortest time between two unsigned lookups of one Space's ref.
+pub const UNSIGNED_COOLDOWN: Duration = Duration::from_secs(10);
 
 /// What the hooks need: the Spaces, the API, and the shared secret.
 #[derive(Clone)]
@@ -36,6 +42,8 @@ pub struct HookState {
     pub store: Store<Space>,
     pub client: Client,
     pub secret: Option<Arc<[u8]>>,
+    /// When each Space's ref was last looked up for an unsigned request.
+    looked_up: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl std::fmt::Debug for HookState {
@@ -52,6 +60,7 @@ pub fn router(store: Store<Space>, client: Client, secret: Option<Vec<u8>>) -> R
         store,
         client,
         secret: secret.filter(|s| !s.is_empty()).map(Arc::from),
+        looked_up: Arc::default(),
     };
     Router::new()
         .route("/hooks/github", post(github))
@@ -71,6 +80,20 @@ async fn gitea(State(s): State<HookState>, headers: HeaderMap, body: Bytes) -> R
 
 async fn spaceport(State(s): State<HookState>, headers: HeaderMap, body: Bytes) -> Response {
     handle(Provider::Spaceport, &s, &headers, &body).await
+}
+
+impl HookState {
+    /// Whether an unsigned request may look up this Space's ref now (and
+    /// records that it does).
+    fn may_look_up(&self, key: &str, now: Instant) -> bool {
+        let mut looked_up = self.looked_up.lock().unwrap_or_else(|p| p.into_inner());
+        looked_up.retain(|_, at| now.duration_since(*at) < UNSIGNED_COOLDOWN);
+        if looked_up.contains_key(key) {
+            return false;
+        }
+        looked_up.insert(key.to_owned(), now);
+        true
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -163,6 +186,9 @@ async fn update(
     let commit = if trusted {
         push.after.clone()
     } else {
+        if !state.may_look_up(&format!("{ns}/{name}"), Instant::now()) {
+            return Ok(());
+        }
         let git = space.spec.source.git.as_ref().ok_or("no git source")?;
         let creds = match &git.credentials_secret {
             Some(secret) => Some(

@@ -103,15 +103,15 @@ impl DockerEngine {
                 )));
             }
         }
-        .map_err(|e| EngineError::Unavailable(format!("failed to reach {endpoint}: {e}")))?;
+        .map_err(|e| EngineError::Unavailable(format!("{endpoint}: {e}")))?;
         let docker = docker
             .negotiate_version()
             .await
-            .map_err(|e| EngineError::Unavailable(format!("failed to reach {endpoint}: {e}")))?;
+            .map_err(|e| EngineError::Unavailable(format!("{endpoint}: {e}")))?;
         docker
             .ping()
             .await
-            .map_err(|e| EngineError::Unavailable(format!("failed to reach {endpoint}: {e}")))?;
+            .map_err(|e| EngineError::Unavailable(format!("{endpoint}: {e}")))?;
         let host_nano_cpus = docker
             .info()
             .await
