@@ -268,3 +268,47 @@ async fn endpoints_and_registries_are_checked_when_the_builder_is_made() {
     let e = err(DockerBuilder::new(engine, settings));
     assert!(e.contains("failed to read the registry auth file"), "{e}");
 }
+
+const BUSYBOX: &str = "/bin/busybox";
+
+#[tokio::test]
+async fn build_secrets_reach_a_mounting_step_and_a_wrong_one_fails_the_build() {
+    let Some(engine) = docker().await else { return };
+    if !Path::new(BUSYBOX).exists() {
+        assert!(
+            !ci(),
+            "CI=true and {BUSYBOX} (Debian's busybox-static) is missing"
+        );
+        eprintln!("skipped: {BUSYBOX} (Debian's busybox-static) is missing");
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    let (url, _) = repo(src.path(), README);
+    std::fs::copy(BUSYBOX, src.path().join("busybox")).unwrap();
+    // The step succeeds only when the mounted secret holds the value.
+    // A nonce keeps the step out of BuildKit's cache of earlier runs.
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let dockerfile = format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN --mount=type=secret,id=TOKEN [\"/bin/busybox\", \"sh\", \"-c\", \"test \\\"$(/bin/busybox cat /run/secrets/TOKEN)\\\" = tok-0123456789 # {nonce}\"]\n"
+    );
+    std::fs::write(src.path().join("Dockerfile"), dockerfile).unwrap();
+    git(src.path(), &["add", "."]);
+    git(src.path(), &["commit", "-q", "-m", "secret step"]);
+    let commit = git(src.path(), &["rev-parse", "HEAD"]);
+    let b = builder(&engine, "registry.test/spaces", false).await;
+    // The wrong value first: BuildKit caches a step whatever the secret
+    // held, so a success first would let the failing build hit the cache.
+    let mut wrong = job("secret-step", &url, &commit);
+    wrong.secrets = BTreeMap::from([("TOKEN".into(), "tok-wrong".into())]);
+    let image = format!("registry.test/spaces/team-secret-step:{}", &commit[..12]);
+    let result = b.build(wrong, Arc::new(LogBook::new(1000))).await;
+    remove(&engine, &image).await;
+    assert!(matches!(result, Err(BuildError::Failed(_))), "{result:?}");
+    let mut with = job("secret-step", &url, &commit);
+    with.secrets = BTreeMap::from([("TOKEN".into(), "tok-0123456789".into())]);
+    let log = Arc::new(LogBook::new(1000));
+    let built = b.build(with, log.clone()).await;
+    remove(&engine, &image).await;
+    built.unwrap_or_else(|e| panic!("{e}\n{:#?}", log.lines()));
+    assert!(!log.lines().iter().any(|l| l.contains("tok-0123456789")));
+}
