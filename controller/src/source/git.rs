@@ -60,7 +60,8 @@ pub fn check_url(url: &str) -> Result<&'static str, GitError> {
             "file" => "file",
             _ => return Err(bad()),
         };
-        if scheme != "file" && rest.split('/').next().is_none_or(str::is_empty) {
+        let authority = rest.split('/').next().unwrap_or("");
+        if scheme != "file" && (authority.is_empty() || option_like(authority)) {
             return Err(bad());
         }
         return Ok(scheme);
@@ -72,12 +73,19 @@ pub fn check_url(url: &str) -> Result<&'static str, GitError> {
             if !host.is_empty()
                 && !host.contains('/')
                 && !path.is_empty()
-                && !path.starts_with(':') =>
+                && !path.starts_with(':')
+                && !option_like(host) =>
         {
             Ok("ssh")
         }
         _ => Err(bad()),
     }
+}
+
+/// Whether a user or host part could pass for a command-line option of
+/// ssh (`-oProxyCommand=...`).
+fn option_like(authority: &str) -> bool {
+    authority.split(['@', ':']).any(|p| p.starts_with('-'))
 }
 
 /// The URL with any password in it replaced, fit for logs and errors.
@@ -289,6 +297,10 @@ mod tests {
             "ext::sh -c touch% /tmp/x",
             "ext::sh",
             "fd::17",
+            "ssh://-oProxyCommand=touch%20x/repo",
+            "ssh://git@-oProxyCommand=x/repo",
+            "-oProxyCommand=x:repo",
+            "git@-oProxyCommand=x:repo",
             "ftp://host/x",
             "https://",
             "https:///path",
