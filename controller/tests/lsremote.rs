@@ -129,7 +129,7 @@ async fn a_missing_ref_and_a_missing_repository_are_clear_errors() {
 
 #[tokio::test]
 async fn hostile_urls_and_refs_are_refused_before_git_runs() {
-    for url in ["--upload-pack=touch /tmp/x", "ext::sh -c id", "fd::3"] {
+    for url in ["--upload-pack=touch x", "ext::sh -c id", "fd::3"] {
         let err = resolve(url, "main", None, LIMIT).await.unwrap_err();
         assert!(
             matches!(err, ResolveError::Git(GitError::BadUrl(_))),

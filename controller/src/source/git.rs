@@ -294,7 +294,7 @@ mod tests {
             "",
             "-uhelp",
             "--upload-pack=touch x",
-            "ext::sh -c touch% /tmp/x",
+            "ext::sh -c touch% x",
             "ext::sh",
             "fd::17",
             "ssh://-oProxyCommand=touch%20x/repo",
