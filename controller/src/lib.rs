@@ -23,6 +23,7 @@ pub mod operator;
 pub mod proxy;
 pub mod reconcile;
 pub mod schema;
+pub mod source;
 
 /// The runtime's Space model, re-exported so the CRD embeds the exact same types.
 pub use spaceport_runtime::config;

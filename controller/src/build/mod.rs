@@ -7,6 +7,13 @@
 //! decides *how*: fetch the source at the commit, read the README (unless the
 //! spec carries the config), plan and build the image through a Docker API
 //! endpoint, push it to the registry, and write the log as it goes.
+//!
+//! [`docker::DockerBuilder`] is the real one: [`fetch`] gets the commit,
+//! [`reference`] names the image and finds the registry's credentials.
+
+pub mod docker;
+pub mod fetch;
+pub mod reference;
 
 use spaceport_runtime::build::LogBook;
 use spaceport_runtime::config::SpaceConfig;

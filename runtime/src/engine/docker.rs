@@ -74,6 +74,57 @@ impl DockerEngine {
         })
     }
 
+    /// Connects to one Docker API endpoint (`unix:///path`, `tcp://host:port`
+    /// or `http://host:port`); with `tls_dir` (holding ca.pem, cert.pem and
+    /// key.pem) a tcp endpoint is spoken to over mutual TLS.
+    pub async fn connect_to(endpoint: &str, tls_dir: Option<&Path>) -> Result<Self> {
+        const TIMEOUT_SECS: u64 = 120;
+        let version = bollard::API_DEFAULT_VERSION;
+        let docker = match (endpoint.split_once("://"), tls_dir) {
+            (Some(("unix", path)), None) if path.starts_with('/') => {
+                Docker::connect_with_unix(endpoint, TIMEOUT_SECS, version)
+            }
+            (Some(("tcp" | "https", rest)), Some(dir)) if !rest.is_empty() => {
+                Docker::connect_with_ssl(
+                    endpoint,
+                    &dir.join("key.pem"),
+                    &dir.join("cert.pem"),
+                    &dir.join("ca.pem"),
+                    TIMEOUT_SECS,
+                    version,
+                )
+            }
+            (Some(("tcp" | "http", rest)), None) if !rest.is_empty() => {
+                Docker::connect_with_http(endpoint, TIMEOUT_SECS, version)
+            }
+            _ => {
+                return Err(EngineError::Unavailable(format!(
+                    "'{endpoint}' is not a Docker API endpoint: use unix:///path, tcp://host:port, or tcp://host:port with a TLS folder"
+                )));
+            }
+        }
+        .map_err(|e| EngineError::Unavailable(format!("{endpoint}: {e}")))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("{endpoint}: {e}")))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("{endpoint}: {e}")))?;
+        let host_nano_cpus = docker
+            .info()
+            .await
+            .ok()
+            .and_then(|i| i.ncpu)
+            .filter(|n| *n > 0)
+            .map(|n| n * 1_000_000_000);
+        Ok(DockerEngine {
+            docker,
+            host_nano_cpus,
+        })
+    }
+
     /// The bollard client, for callers that need more than the trait.
     pub fn client(&self) -> &Docker {
         &self.docker
