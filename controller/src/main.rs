@@ -3,15 +3,18 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use spaceport_controller::build::docker::{DockerBuilder, DockerSettings};
 use spaceport_controller::desired::{CacheVolume, ControllerSettings};
 use spaceport_controller::leader::LeaseSettings;
 use spaceport_controller::manifest::{self, Source};
 use spaceport_controller::operator::{self, RunConfig};
 use spaceport_controller::proxy::ProxyOptions;
 use spaceport_controller::reconcile::HubSource;
+use spaceport_controller::source::{poll, webhook};
 use spaceport_runtime::hardware::FlavorCatalog;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The spaceport Kubernetes controller.
@@ -140,6 +143,26 @@ struct RunArgs {
         default_value = "spaceport-controller"
     )]
     lease_name: String,
+    /// Docker API endpoint builds run on (tcp://host:2375, unix:///path);
+    /// without it, Spaces must name a prebuilt image.
+    #[arg(long, env = "SPACEPORT_BUILDER")]
+    builder: Option<String>,
+    /// Folder with ca.pem, cert.pem and key.pem for a TLS builder endpoint.
+    #[arg(long, env = "SPACEPORT_BUILDER_TLS_DIR", requires = "builder")]
+    builder_tls_dir: Option<PathBuf>,
+    /// Image prefix builds are pushed to (registry.example:5000/spaces);
+    /// without it images stay on the builder's engine.
+    #[arg(long, env = "SPACEPORT_REGISTRY")]
+    registry: Option<String>,
+    /// A docker config.json with the registry's credentials.
+    #[arg(long, env = "SPACEPORT_REGISTRY_AUTH_FILE")]
+    registry_auth_file: Option<PathBuf>,
+    /// A file holding the shared secret push webhooks sign with.
+    #[arg(long, env = "SPACEPORT_WEBHOOK_SECRET_FILE")]
+    webhook_secret_file: Option<PathBuf>,
+    /// Seconds between two looks at a git source (failures back off).
+    #[arg(long, env = "SPACEPORT_POLL_INTERVAL", default_value_t = 60)]
+    poll_interval: u64,
     /// This replica's identity in the Lease and in Events.
     #[arg(long, env = "POD_NAME", default_value = "spaceport-controller")]
     identity: String,
@@ -172,6 +195,19 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.flavors {
         settings.catalog = FlavorCatalog::from_file(path)?;
     }
+    let webhook_secret = read_secret_file(&args.webhook_secret_file)?.map(String::into_bytes);
+    let poll_interval = Duration::from_secs(args.poll_interval.max(5));
+    let builder_settings = args.builder.map(|endpoint| DockerSettings {
+        endpoint: Some(endpoint),
+        tls_dir: args.builder_tls_dir,
+        registry: args.registry,
+        registry_auth_file: args.registry_auth_file,
+        push: true,
+        plan: settings.plan.clone(),
+        catalog: settings.catalog.clone(),
+        static_server_image: settings.image.clone(),
+        ..DockerSettings::default()
+    });
     let hub = HubSource {
         url: args.hub_url,
         token: read_secret_file(&args.hub_token_file)?,
@@ -198,11 +234,34 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         let client = kube::Client::try_default().await.context(
             "failed to find the Kubernetes API (in-cluster service account or kubeconfig)",
         )?;
+        let mut config = config;
+        if let Some(settings) = builder_settings {
+            let builder = DockerBuilder::connect(settings)
+                .await
+                .map_err(|e| anyhow::anyhow!("failed to reach the builder: {e}"))?;
+            config.builder = Some(Arc::new(builder));
+        }
+        let hooks = client.clone();
+        config.extra_routes = Box::new(move |store| webhook::router(store, hooks, webhook_secret));
+        let polls = client.clone();
+        config.while_leading =
+            Box::new(move |store| Box::pin(poll::run(store, polls, poll_interval)));
         operator::run(client, config).await
     })
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors are one paragraph on stderr and exit status 1 (no backtrace).
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -312,3 +312,48 @@ async fn build_secrets_reach_a_mounting_step_and_a_wrong_one_fails_the_build() {
     built.unwrap_or_else(|e| panic!("{e}\n{:#?}", log.lines()));
     assert!(!log.lines().iter().any(|l| l.contains("tok-0123456789")));
 }
+
+#[tokio::test]
+async fn a_static_space_builds_to_an_image_that_serves_its_files() {
+    let Some(engine) = docker().await else { return };
+    let src = tempfile::tempdir().unwrap();
+    let readme = "---\ntitle: Site\nsdk: static\napp_file: index.html\n---\n";
+    let (url, commit) = repo(src.path(), readme);
+    let settings = DockerSettings {
+        registry: Some("registry.test/spaces".into()),
+        push: false,
+        // Any image will do under the files; scratch needs no pull.
+        static_server_image: "scratch".into(),
+        ..DockerSettings::default()
+    };
+    let b = DockerBuilder::new(engine.clone(), settings).unwrap();
+    let log = Arc::new(LogBook::new(1000));
+    let built = b
+        .build(job("site", &url, &commit), log.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:#?}", log.lines()));
+    assert_eq!(built.config.sdk, Sdk::Static);
+    let inspect = engine.client().inspect_image(&built.image).await;
+    remove(&engine, &built.image).await;
+    let config = inspect.expect("the image exists").config.unwrap();
+    assert_eq!(
+        config.cmd.unwrap(),
+        [
+            "spaceport",
+            "serve-static",
+            "/srv/space",
+            "--index",
+            "index.html",
+            "--listen",
+            "0.0.0.0:8080"
+        ]
+    );
+    assert_eq!(config.user.as_deref(), Some("1000"));
+    let lines = log.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("COPY --chown=1000:1000 ./ /srv/space/")),
+        "{lines:#?}"
+    );
+}

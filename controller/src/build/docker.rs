@@ -21,6 +21,8 @@ use spaceport_runtime::config::{SpaceConfig, parse_readme};
 use spaceport_runtime::engine::DockerEngine;
 use spaceport_runtime::folder::{self, FolderError};
 use spaceport_runtime::hardware::FlavorCatalog;
+use spaceport_runtime::plan::ImageBuild;
+use spaceport_runtime::plan::dockerfile::generate_static_image;
 use spaceport_runtime::plan::{BuildPlan, PlanSettings, SpaceContext, SpaceId, plan};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,6 +50,10 @@ pub struct DockerSettings {
     pub plan: PlanSettings,
     /// The runtime builder's settings (time limit, log lines kept).
     pub build: BuildSettings,
+    /// The installation's flavor catalog (the plan checks the hardware).
+    pub catalog: FlavorCatalog,
+    /// The spaceport image, under the files of a static Space's image.
+    pub static_server_image: String,
 }
 
 impl Default for DockerSettings {
@@ -61,6 +67,8 @@ impl Default for DockerSettings {
             fetch_limit: Duration::from_secs(600),
             plan: PlanSettings::default(),
             build: BuildSettings::default(),
+            catalog: FlavorCatalog::builtin(),
+            static_server_image: crate::desired::ControllerSettings::default().image,
         }
     }
 }
@@ -81,6 +89,7 @@ struct Inner {
     fetch_limit: Duration,
     plan: PlanSettings,
     catalog: FlavorCatalog,
+    static_server_image: String,
 }
 
 impl DockerBuilder {
@@ -121,7 +130,8 @@ impl DockerBuilder {
                 auth,
                 fetch_limit: settings.fetch_limit,
                 plan: settings.plan,
-                catalog: FlavorCatalog::builtin(),
+                catalog: settings.catalog,
+                static_server_image: settings.static_server_image,
             }),
         })
     }
@@ -182,11 +192,15 @@ impl Inner {
         }
         let image = match planned.build {
             BuildPlan::Image(image) => image,
-            BuildPlan::Static(_) => {
-                return Err(BuildError::Failed(
-                    "static Spaces are not built on Kubernetes yet".into(),
-                ));
-            }
+            // The site's files (or its build's output) in an image that
+            // serves them with `spaceport serve-static`.
+            BuildPlan::Static(site) => ImageBuild {
+                dockerfile: generate_static_image(&site, &self.static_server_image),
+                generated: true,
+                build_args: Default::default(),
+                build_secrets: Vec::new(),
+                context_excludes: vec![".git".into()],
+            },
         };
         let handle = self.builder.start(BuildRequest {
             space,
