@@ -7,11 +7,12 @@
 //!
 //! Modules: [`crd`] declares the resource; [`schema`] checks that its schema
 //! is structural by Kubernetes' rules; [`manifest`] makes a resource from a
-//! Space folder.
+//! Space folder; [`hub`] is the hub with its Spaces on Kubernetes.
 
 pub mod build;
 pub mod crd;
 pub mod desired;
+pub mod hub;
 pub mod lifecycle;
 pub mod manifest;
 pub mod reconcile;

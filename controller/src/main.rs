@@ -25,6 +25,11 @@ enum Command {
     ///
     /// Example: spaceport-controller manifest examples/gradio-hello --hub spaceport/gradio-hello
     Manifest(ManifestArgs),
+    /// Run the hub (git push, HF API, web UI) with its Spaces as Space
+    /// resources.
+    ///
+    /// Example: spaceport-controller hub --namespace spaces --public-url https://hub.example.org
+    Hub(spaceport_controller::hub::serve::HubArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,6 +56,9 @@ struct ManifestArgs {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crd => print!("{}", spaceport_controller::crd::crd_yaml()),
+        Command::Hub(args) => {
+            tokio::runtime::Runtime::new()?.block_on(spaceport_controller::hub::serve::run(args))?
+        }
         Command::Manifest(args) => {
             let source = match (args.git_url, args.hub, args.image) {
                 (Some(url), _, _) => Source::Git {
