@@ -9,12 +9,14 @@
 //! is structural by Kubernetes' rules; [`manifest`] makes a resource from a
 //! Space folder; [`proxy`] runs the spaceport proxy on routes from the
 //! cluster.
+//! Space folder; [`hub`] is the hub with its Spaces on Kubernetes.
 
 pub mod build;
 pub mod builds;
 pub mod crd;
 pub mod desired;
 pub mod http;
+pub mod hub;
 pub mod leader;
 pub mod lifecycle;
 pub mod manifest;

@@ -48,6 +48,11 @@ enum Command {
     ///
     /// Example: spaceport-controller proxy --domain spaces.example.com --hub-url http://spaceport-hub:7860
     Proxy(ProxyArgs),
+    /// Run the hub (git push, HF API, web UI) with its Spaces as Space
+    /// resources.
+    ///
+    /// Example: spaceport-controller hub --namespace spaces --public-url https://hub.example.org
+    Hub(spaceport_controller::hub::serve::HubArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -273,6 +278,9 @@ fn real_main() -> anyhow::Result<()> {
         Command::Run(args) => run_controller(*args)?,
         Command::Proxy(args) => proxy(args)?,
         Command::Crd => print!("{}", spaceport_controller::crd::crd_yaml()),
+        Command::Hub(args) => {
+            tokio::runtime::Runtime::new()?.block_on(spaceport_controller::hub::serve::run(args))?
+        }
         Command::Manifest(args) => {
             let source = match (args.git_url, args.hub, args.image) {
                 (Some(url), _, _) => Source::Git {

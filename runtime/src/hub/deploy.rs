@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::backend::Restart;
 use super::{Hub, RouteMeta, Serving, SpaceEntry};
 use crate::build::{BuildOutcome, BuildRequest};
 use crate::config::parse_readme;
@@ -74,6 +75,16 @@ impl<E: ContainerEngine> Hub<E> {
                 .inner
                 .store
                 .update_repo(RepoKind::Space, space, |s| s.commit = Some(c));
+        }
+        if let Some(backend) = self.backend().cloned() {
+            // The backend reads the README, builds and runs; the hub hands
+            // it the commit and the settings.
+            let restart = match reason {
+                Reason::Restart => Restart::Yes,
+                Reason::FactoryRebuild => Restart::Factory,
+                Reason::Push | Reason::Recover => Restart::No,
+            };
+            return self.deploy_remote(&backend, space, restart).await;
         }
         let tree = match self.export(space, &commit).await {
             Ok(t) => t,

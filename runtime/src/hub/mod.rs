@@ -11,8 +11,12 @@
 //! build -> run), [`routes`] (what the proxy is told), [`sleep`] (idle Spaces
 //! sleep, visits wake them), [`status`] (the stage the API reports),
 //! [`api`] (the HTTP API), [`git`] (git over HTTP), [`server`] (the one port).
+//! [`backend`] is the seam for running the Spaces elsewhere (a cluster):
+//! with a backend attached, deploys, pauses, deletes, stages and logs go to
+//! it instead of the local Builder and Runner.
 
 pub mod api;
+pub mod backend;
 pub mod deploy;
 pub mod examples;
 pub mod git;
@@ -239,6 +243,8 @@ pub(crate) struct Inner<E> {
     pub(crate) cache: crate::hubcache::HubCache,
     /// The cache snapshots each Space mounts, and what its last fill did.
     pub(crate) mounts: Mutex<HashMap<SpaceId, volumes::Mounted>>,
+    /// Where the Spaces run when not on this machine.
+    pub(crate) backend: std::sync::OnceLock<Arc<dyn backend::SpaceBackend>>,
 }
 
 impl<E: ContainerEngine> Hub<E> {
@@ -265,6 +271,7 @@ impl<E: ContainerEngine> Hub<E> {
                 spaces: Mutex::new(HashMap::new()),
                 routing: Mutex::new(()),
                 metrics: std::sync::OnceLock::new(),
+                backend: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -62,11 +62,21 @@ impl<E: ContainerEngine> Hub<E> {
     pub fn view(&self, repo: &Repo) -> SpaceView {
         let space = &repo.id;
         let entry = self.entry(space);
-        let runner = self
-            .inner
-            .runner
-            .status(space)
-            .map(|s| (s.stage, s.message));
+        let remote = self.backend().and_then(|b| b.status(space));
+        let runner = match (self.backend(), &remote) {
+            (Some(_), Some(s)) => Some((s.stage, s.message.clone())),
+            // Handed over, not reported on yet.
+            (Some(_), None) if repo.settings.commit.is_some() && !repo.settings.paused => Some((
+                Stage::Building,
+                Some("waiting for the cluster to report on the Space".into()),
+            )),
+            (Some(_), None) => None,
+            (None, _) => self
+                .inner
+                .runner
+                .status(space)
+                .map(|s| (s.stage, s.message)),
+        };
         let serving = entry.serving();
         let (stage, message) = resolve_stage(
             repo.settings.paused,
@@ -92,6 +102,9 @@ impl<E: ContainerEngine> Hub<E> {
             _ => requested.clone(),
         });
         let commit = match &serving {
+            _ if self.backend().is_some() => remote
+                .and_then(|s| s.commit)
+                .or_else(|| repo.settings.commit.clone()),
             Serving::Static(c) => Some(c.clone()),
             _ => self
                 .inner

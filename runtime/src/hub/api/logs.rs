@@ -16,6 +16,7 @@ use super::{ApiError, ApiResult};
 use crate::build::LogBook;
 use crate::engine::ContainerEngine;
 use crate::hub::Hub;
+use crate::hub::backend::{LogKind, Logs};
 
 /// Now, as the Hub writes log timestamps.
 pub fn log_timestamp(t: SystemTime) -> String {
@@ -52,15 +53,26 @@ pub async fn logs<E: ContainerEngine>(
     WritableSpace(repo): WritableSpace,
     Path((_, _, which)): Path<(String, String, String)>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let book = match which.as_str() {
-        "build" => hub.build_log(&repo.id),
-        "run" => hub.runner().logs(&repo.id),
+    let kind = match which.as_str() {
+        "build" => LogKind::Build,
+        "run" => LogKind::Run,
         other => {
             return Err(ApiError::new(
                 http::StatusCode::NOT_FOUND,
                 format!("unknown log '{other}': use build or run"),
             ));
         }
+    };
+    let book = match (hub.backend(), kind) {
+        (Some(backend), _) => match backend.logs(&repo.id, kind) {
+            Logs::Book(book) => Some(book),
+            // Said plainly rather than a stream that never speaks.
+            Logs::Unavailable(why) => {
+                return Err(ApiError::new(http::StatusCode::NOT_IMPLEMENTED, why));
+            }
+        },
+        (None, LogKind::Build) => hub.build_log(&repo.id),
+        (None, LogKind::Run) => hub.runner().logs(&repo.id),
     };
     let lines: std::pin::Pin<Box<dyn Stream<Item = String> + Send>> = match book {
         Some(book) => Box::pin(follow(&book)),

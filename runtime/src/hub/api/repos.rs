@@ -455,6 +455,13 @@ impl<E: ContainerEngine> Hub<E> {
     pub async fn remove_space(&self, space: &SpaceId) {
         let entry = self.entry(space);
         entry.cancel_build("the Space was deleted");
+        if let Some(backend) = self.backend() {
+            if let Err(e) = backend.delete(space).await {
+                tracing::warn!(%space, error = %e, "failed to delete the Space from its backend");
+            }
+            self.forget(space);
+            return;
+        }
         self.inner.statics.stop(space);
         if self.inner.runner.status(space).is_some() {
             let _ = self.inner.runner.stop(space).await;
@@ -472,6 +479,10 @@ impl<E: ContainerEngine> Hub<E> {
     /// Deploys, after a restart of the hub, the Spaces that should run but
     /// do not (containers still running were adopted by the runner).
     pub async fn recover(&self, adopted: &[SpaceId]) {
+        if self.backend().is_some() {
+            // The backend keeps what runs; nothing was lost with the hub.
+            return;
+        }
         let Ok(repos) = self.store().repos(RepoKind::Space) else {
             return;
         };

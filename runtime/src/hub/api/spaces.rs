@@ -357,6 +357,7 @@ impl<E: ContainerEngine> Hub<E> {
             .store()
             .update_repo(RepoKind::Space, &repo.id, |s| s.sleep_time = Some(seconds))?;
         self.entry(&repo.id).bump();
+        self.settings_synced(&repo.id);
         Ok(repo)
     }
 
@@ -367,6 +368,14 @@ impl<E: ContainerEngine> Hub<E> {
             .update_repo(RepoKind::Space, space, |s| s.paused = true)?;
         let entry = self.entry(&repo.id);
         entry.cancel_build("the Space was paused");
+        if let Some(backend) = self.backend().cloned() {
+            let _one_at_a_time = entry.deploying.lock().await;
+            self.deploy_remote(&backend, &repo.id, crate::hub::backend::Restart::No)
+                .await
+                .map_err(|e| ApiError::new(http::StatusCode::BAD_GATEWAY, e))?;
+            entry.bump();
+            return Ok(repo);
+        }
         self.inner.statics.stop(&repo.id);
         if self.inner.runner.status(&repo.id).is_some() {
             let _ = self.inner.runner.stop(&repo.id).await;

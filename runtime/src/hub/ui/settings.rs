@@ -71,6 +71,7 @@ pub async fn action<E: ContainerEngine>(
                     Ok(_) => {
                         hub.refresh_routes();
                         hub.entry(&repo.id).bump();
+                        hub.settings_synced(&repo.id);
                         Ok(())
                     }
                     Err(e) => Err(refusal(e.into())),
