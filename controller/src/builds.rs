@@ -10,7 +10,7 @@
 //! outcome. The status change wakes the reconcile, which rolls out the image.
 
 use crate::build::{BuildError, BuildJob, Built, ImageBuilder};
-use crate::crd::{BuildResult, BuildStatus, COMMIT_ANNOTATION, Space};
+use crate::crd::{BuildResult, BuildStatus, COMMIT_ANNOTATION, REBUILD_ANNOTATION, Space};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -39,6 +39,9 @@ pub fn due(space: &Space) -> Option<String> {
         return None;
     }
     let status = space.status.as_ref();
+    if rebuild_asked(space) {
+        return Some(commit);
+    }
     if status.and_then(|s| s.observed_commit.as_deref()) == Some(commit.as_str()) {
         return None;
     }
@@ -46,6 +49,21 @@ pub fn due(space: &Space) -> Option<String> {
         .and_then(|s| s.build.as_ref())
         .is_some_and(|b| b.commit == commit && b.result != BuildResult::Running);
     (!tried).then_some(commit)
+}
+
+/// Whether the owner asked for a factory rebuild after the latest build
+/// started (or before any build).
+pub fn rebuild_asked(space: &Space) -> bool {
+    let time = |t: Option<&String>| t.and_then(|t| t.parse::<Timestamp>().ok());
+    let Some(asked) = time(space.annotations().get(REBUILD_ANNOTATION)) else {
+        return false;
+    };
+    let started = space
+        .status
+        .as_ref()
+        .and_then(|s| s.build.as_ref())
+        .and_then(|b| time(b.started.as_ref()));
+    started.is_none_or(|started| asked > started)
 }
 
 /// A build in flight.
@@ -273,6 +291,18 @@ mod tests {
             Some("c2".into()),
             "a build the status says runs (the controller restarted) runs again"
         );
+    }
+
+    #[test]
+    fn a_factory_rebuild_builds_the_same_commit_once() {
+        let mut s = space(Some("c2"), Some("c2"), Some(("c2", BuildResult::Succeeded)));
+        assert_eq!(due(&s), None);
+        s.annotations_mut()
+            .insert(REBUILD_ANNOTATION.into(), "2026-01-01T00:05:00Z".into());
+        assert_eq!(due(&s), Some("c2".into()), "asked after the last build");
+        s.status.as_mut().unwrap().build.as_mut().unwrap().started =
+            Some("2026-01-01T00:06:00Z".into());
+        assert_eq!(due(&s), None, "the rebuild started after the request");
     }
 
     #[test]

@@ -20,6 +20,33 @@ use std::collections::BTreeMap;
 /// `status.observedCommit` makes the controller build that commit.
 pub const COMMIT_ANNOTATION: &str = "spaceport.dev/commit";
 
+/// Annotation the hub sets to the time of an owner's restart; a new value
+/// rolls the Space's pods.
+pub const RESTART_ANNOTATION: &str = "spaceport.dev/restart-requested-at";
+
+/// Annotation the hub sets to the time of a factory rebuild; a new value
+/// rebuilds the commit.
+pub const REBUILD_ANNOTATION: &str = "spaceport.dev/rebuild-requested-at";
+
+/// Annotation holding the hub Space id (`owner/name`) a resource stands
+/// for. Such a Space is served under that id (its URL is the hub's), and
+/// its owner is the id's owner, not the namespace.
+pub const HUB_SPACE_ANNOTATION: &str = "spaceport.dev/hub-space";
+
+/// The Space id a resource is served under: the hub's id when the hub made
+/// it, else `namespace/name`.
+pub fn space_id(space: &Space) -> String {
+    use kube::ResourceExt;
+    match space.annotations().get(HUB_SPACE_ANNOTATION) {
+        Some(id) if id.split('/').count() == 2 => id.clone(),
+        _ => format!(
+            "{}/{}",
+            space.namespace().unwrap_or_else(|| "default".into()),
+            space.name_any()
+        ),
+    }
+}
+
 /// A Space: a git repo (or an image) run as an app with its own URL.
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(

@@ -15,7 +15,7 @@
 //! downloaded once per node (file locks), resumed after an interruption and
 //! verified before any snapshot links to it.
 
-use crate::crd::{Space, SpaceSpec};
+use crate::crd::{RESTART_ANNOTATION, Space, SpaceSpec};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar,
@@ -140,8 +140,8 @@ pub fn replicas_of(space: &Space) -> i32 {
 }
 
 fn context_of(space: &Space) -> Result<SpaceContext, DesiredError> {
-    let namespace = space.namespace().unwrap_or_else(|| "default".into());
-    let id = SpaceId::parse(&format!("{namespace}/{}", space.name_any()))
+    // A Space the hub made runs under the hub's id (SPACE_ID, its host).
+    let id = SpaceId::parse(&crate::crd::space_id(space))
         .map_err(|e| DesiredError::BadId(e.to_string()))?;
     let SpaceSpec {
         hardware,
@@ -409,6 +409,11 @@ pub fn desired(space: &Space, settings: &ControllerSettings) -> Result<Desired, 
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(space)),
+                    // An owner's restart changes the template: new pods.
+                    annotations: space
+                        .annotations()
+                        .get(RESTART_ANNOTATION)
+                        .map(|t| BTreeMap::from([(RESTART_ANNOTATION.to_owned(), t.clone())])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod),

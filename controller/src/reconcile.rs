@@ -252,6 +252,7 @@ async fn build_job(
         config: space.spec.config.clone(),
         secrets,
         variables,
+        no_cache: builds::rebuild_asked(space),
     }))
 }
 
@@ -376,7 +377,7 @@ async fn apply(space: &Space, ctx: &Context) -> Result<Action, Error> {
     } else {
         format!("{message}; {}", warnings.join("; "))
     });
-    let id = SpaceId::parse(&format!("{namespace}/{name}")).ok();
+    let id = SpaceId::parse(&crate::crd::space_id(&space)).ok();
     status.url = id.map(|id| format!("http://{}", id.host(&ctx.settings.plan.domain)));
     write_status(&space, &namespace, status, ctx).await?;
     publish(ctx, &space, previous_stage, Some(stage)).await;

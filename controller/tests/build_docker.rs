@@ -75,6 +75,7 @@ fn job(name: &str, url: &str, commit: &str) -> BuildJob {
         config: None,
         secrets: BTreeMap::new(),
         variables: BTreeMap::from([("GREETING".into(), "hi there".into())]),
+        no_cache: false,
     }
 }
 

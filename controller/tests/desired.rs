@@ -271,3 +271,21 @@ fn static_spaces_serve_on_the_image_port_and_missing_configs_wait() {
         Stage::ConfigError
     );
 }
+
+#[test]
+fn a_restart_request_changes_the_pod_template_so_pods_roll() {
+    let mut s = cases()[0].1.clone();
+    let before = desired(&s, &ControllerSettings::default()).unwrap();
+    s.annotations_mut().insert(
+        spaceport_controller::crd::RESTART_ANNOTATION.into(),
+        "2026-06-01T12:00:00Z".into(),
+    );
+    let after = desired(&s, &ControllerSettings::default()).unwrap();
+    let template = |d: &Desired| d.deployment.spec.as_ref().unwrap().template.clone();
+    assert_ne!(template(&before), template(&after));
+    assert_eq!(
+        template(&after).metadata.unwrap().annotations.unwrap()
+            [spaceport_controller::crd::RESTART_ANNOTATION],
+        "2026-06-01T12:00:00Z"
+    );
+}

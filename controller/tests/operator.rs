@@ -240,6 +240,7 @@ async fn health_readiness_metrics_and_build_logs_are_served() {
         config: None,
         secrets: Default::default(),
         variables: Default::default(),
+        no_cache: false,
     };
     drop(ctx.builds.start(client, job));
     // The outcome goes to the status.

@@ -208,7 +208,7 @@ impl Inner {
             folder: dir.path().to_owned(),
             image,
             secrets: job.secrets.clone(),
-            no_cache: false,
+            no_cache: job.no_cache,
         });
         let guard = CancelOnDrop(Some(handle.clone()));
         let outcome = forward(&handle, log).await;

@@ -69,6 +69,8 @@ pub struct BuildJob {
     pub secrets: BTreeMap<String, String>,
     /// Variables (build args), from the spec and its ConfigMap refs.
     pub variables: BTreeMap<String, String>,
+    /// A factory rebuild: reuse no cached layer.
+    pub no_cache: bool,
 }
 
 /// What a successful build gives the Space.

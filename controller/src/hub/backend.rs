@@ -38,13 +38,7 @@ use crate::crd::{
     COMMIT_ANNOTATION, HubVolume, HubVolumeKind, Space, SpaceSource, SpaceSpec, Visibility as Vis,
 };
 
-/// Annotation the hub sets to the time of an owner's restart; a new value
-/// asks the controller to roll the Space's pods.
-pub const RESTART_ANNOTATION: &str = "spaceport.dev/restart-requested-at";
-
-/// Annotation the hub sets to the time of a factory rebuild; a new value
-/// asks the controller to rebuild the commit without the image cache.
-pub const REBUILD_ANNOTATION: &str = "spaceport.dev/rebuild-requested-at";
+pub use crate::crd::{REBUILD_ANNOTATION, RESTART_ANNOTATION};
 
 /// The hub's Spaces on Kubernetes.
 #[derive(Debug)]

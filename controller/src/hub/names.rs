@@ -13,8 +13,7 @@
 
 use spaceport_runtime::plan::SpaceId;
 
-/// Annotation holding the hub Space id (`owner/name`) a resource stands for.
-pub const HUB_SPACE_ANNOTATION: &str = "spaceport.dev/hub-space";
+pub use crate::crd::HUB_SPACE_ANNOTATION;
 
 /// Label on everything the hub writes, so it watches only its own.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";

@@ -78,13 +78,17 @@ impl ActivitySink {
     }
 
     async fn patch(&self, space: &SpaceId, now: Timestamp) -> Result<(), kube::Error> {
-        let api: Api<Space> = Api::namespaced(self.client.clone(), space.owner());
+        // A Space gone from view since the batch began has nothing to move.
+        let Some((namespace, name)) = self.directory.get(space).map(|v| v.resource) else {
+            return Ok(());
+        };
+        let api: Api<Space> = Api::namespaced(self.client.clone(), &namespace);
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
         let patch = json!({"status": {"lastActivity": now.to_string()}});
-        api.patch_status(space.name(), &params, &Patch::Merge(&patch))
+        api.patch_status(&name, &params, &Patch::Merge(&patch))
             .await?;
         Ok(())
     }

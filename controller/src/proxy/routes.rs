@@ -44,6 +44,9 @@ pub enum Availability {
 /// One Space as the waker and the activity sink see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpaceView {
+    /// Where the resource is: its namespace and name (for a Space the hub
+    /// made, not the id it is served under).
+    pub resource: (String, String),
     pub availability: Availability,
     /// `status.lastActivity`.
     pub last_activity: Option<Timestamp>,
@@ -83,7 +86,10 @@ pub fn fold(spaces: &[Arc<Space>], slices: &[Arc<EndpointSlice>]) -> Snapshot {
             continue;
         };
         let name = space.name_any();
-        let id = match SpaceId::new(&namespace, &name) {
+        // A Space the hub made is served under the hub's id.
+        let served = crd::space_id(space);
+        let (owner, served_name) = served.split_once('/').unwrap_or((&namespace, &name));
+        let id = match SpaceId::new(owner, served_name) {
             Ok(id) => id,
             Err(e) => {
                 tracing::warn!(error = %e, "space left out of the routes");
@@ -131,6 +137,7 @@ fn route_of(space: &Space, id: SpaceId, ready: BTreeSet<String>) -> (Route, Spac
         _ => SpaceState::Stopped,
     };
     let mut view = SpaceView {
+        resource: (space.namespace().unwrap_or_default(), space.name_any()),
         availability,
         last_activity: parse_time(status.last_activity.as_deref()),
         wake_requested: parse_time(space.annotations().get(WAKE_ANNOTATION).map(String::as_str)),

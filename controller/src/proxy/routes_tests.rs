@@ -251,3 +251,22 @@ fn a_contested_host_goes_to_the_older_space_and_the_table_still_builds() {
     spaceport_proxy::RouteTable::standalone(snap.routes, Some("spaces.test"), "/apps")
         .expect("the table builds");
 }
+
+#[test]
+fn a_space_the_hub_made_is_served_under_the_hubs_id_and_found_by_its_resource() {
+    let mut s = running("alice-demo");
+    s.annotations_mut()
+        .insert(crd::HUB_SPACE_ANNOTATION.into(), "alice/demo".into());
+    let snap = fold_of(
+        vec![s],
+        vec![slice("alice-demo", 7860, json!([ready("10.0.0.5")]))],
+    );
+    let route = &snap.routes[0];
+    assert_eq!(route.space, id("alice/demo"), "the hub's URL and owner");
+    assert_eq!(route.upstreams, ["10.0.0.5:7860"]);
+    assert_eq!(
+        snap.spaces[&id("alice/demo")].resource,
+        ("team".to_owned(), "alice-demo".to_owned()),
+        "wakes and activity go to the resource"
+    );
+}

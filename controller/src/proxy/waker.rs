@@ -54,15 +54,13 @@ impl SpaceWaker {
         }
         let now = (self.clock)().to_string();
         let patch = json!({"metadata": {"annotations": {WAKE_ANNOTATION: now}}});
-        let api: Api<Space> = Api::namespaced(self.client.clone(), space.owner());
+        let (namespace, name) = view.resource;
+        let api: Api<Space> = Api::namespaced(self.client.clone(), &namespace);
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        match api
-            .patch(space.name(), &params, &Patch::Merge(&patch))
-            .await
-        {
+        match api.patch(&name, &params, &Patch::Merge(&patch)).await {
             Ok(_) => {
                 tracing::info!(%space, at = %now, "wake requested");
                 Ok(())
