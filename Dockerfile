@@ -19,12 +19,15 @@ WORKDIR /src
 COPY . .
 # A context with vendored crates (vendor/ and .cargo/config.toml, as
 # scripts/image.sh makes it) builds offline; otherwise crates.io is used.
-RUN offline=""; [ -d vendor ] && offline="--offline"; \
+RUN set -eu; \
+    offline=""; if [ -d vendor ]; then offline="--offline"; fi; \
     cargo build --profile "$PROFILE" --locked $offline \
-      --bin spaceport --bin spaceport-proxy --bin spaceport-controller \
- && dir="target/$PROFILE"; [ "$PROFILE" = dev ] && dir=target/debug; \
-    mkdir -p /out \
- && cp "$dir/spaceport" "$dir/spaceport-proxy" "$dir/spaceport-controller" /out/
+      --bin spaceport --bin spaceport-proxy --bin spaceport-controller; \
+    dir="target/$PROFILE"; if [ "$PROFILE" = dev ]; then dir=target/debug; fi; \
+    mkdir -p /out; \
+    cp "$dir/spaceport" "$dir/spaceport-proxy" "$dir/spaceport-controller" /out/; \
+    rm -rf target vendor
+LABEL dev.spaceport.stage=build
 
 FROM ${RUNTIME_BASE}
 # git: the hub and the controller clone and serve repos; ca-certificates:

@@ -98,9 +98,17 @@ git ls-files -z --cached --others --exclude-standard \
 mkdir -p "$context/.cargo"
 (cd "$context" && cargo vendor --locked --quiet vendor > .cargo/config.toml)
 
+# A release build needs several GB in the engine's storage while it runs.
+need_gb=12
+free_gb=$(df -P --block-size=1G "$(docker info -f '{{.DockerRootDir}}')" | awk 'NR==2 {print $4}')
+if [ "$free_gb" -lt "$need_gb" ]; then
+  echo "only ${free_gb} GB free for the engine; the build needs about ${need_gb} GB" >&2
+  exit 1
+fi
+
 echo "== docker build ($profile profile) as $tag"
 start=$(date +%s)
-DOCKER_BUILDKIT=1 docker build --progress=plain \
+DOCKER_BUILDKIT=0 docker build \
   --build-arg BUILD_BASE="$build_base" \
   --build-arg RUNTIME_BASE="$runtime_base" \
   --build-arg PROFILE="$profile" \
@@ -108,6 +116,9 @@ DOCKER_BUILDKIT=1 docker build --progress=plain \
 seconds=$(( $(date +%s) - start ))
 bytes=$(docker image inspect -f '{{.Size}}' "$tag")
 echo "== built $tag in ${seconds} s; size $bytes bytes ($(( bytes / 1000000 )) MB)"
+
+# The build stage's intermediate images are not needed again.
+docker image prune --force --filter label=dev.spaceport.stage=build >/dev/null
 
 for bin in spaceport spaceport-proxy spaceport-controller; do
   docker run --rm "$tag" "$bin" --version

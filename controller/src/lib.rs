@@ -7,13 +7,15 @@
 //!
 //! Modules: [`crd`] declares the resource; [`schema`] checks that its schema
 //! is structural by Kubernetes' rules; [`manifest`] makes a resource from a
-//! Space folder.
+//! Space folder; [`rbac`] declares the API permissions of each component
+//! (the Helm chart's RBAC equals it).
 
 pub mod build;
 pub mod crd;
 pub mod desired;
 pub mod lifecycle;
 pub mod manifest;
+pub mod rbac;
 pub mod reconcile;
 pub mod schema;
 
