@@ -96,7 +96,14 @@ git ls-files -z --cached --others --exclude-standard \
   | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
   | tar --null -T - -c | tar -C "$context" -x
 mkdir -p "$context/.cargo"
-(cd "$context" && cargo vendor --locked --quiet vendor > .cargo/config.toml)
+(cd "$context" && cargo vendor --locked --quiet vendor >/dev/null)
+cat >"$context/.cargo/config.toml" <<'TOML'
+[source.crates-io]
+replace-with = "vendored-sources"
+
+[source.vendored-sources]
+directory = "vendor"
+TOML
 
 # A release build needs several GB in the engine's storage while it runs.
 need_gb=12
@@ -108,7 +115,7 @@ fi
 
 echo "== docker build ($profile profile) as $tag"
 start=$(date +%s)
-DOCKER_BUILDKIT=0 docker build \
+DOCKER_BUILDKIT=0 docker build --force-rm \
   --build-arg BUILD_BASE="$build_base" \
   --build-arg RUNTIME_BASE="$runtime_base" \
   --build-arg PROFILE="$profile" \
