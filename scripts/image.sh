@@ -92,9 +92,10 @@ ROOTFS_HOOK=add_rust rootfs "$build_base" "ca-certificates,gcc,libc6-dev,make,pk
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 echo "== build context with vendored crates"
+# Tracked files deleted in the work tree are left out.
 git ls-files -z --cached --others --exclude-standard \
-  | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
-  | tar --null -T - -c | tar -C "$context" -x
+  | while IFS= read -r -d '' f; do [ ! -e "$f" ] || printf '%s\0' "$f"; done \
+  | tar --null --verbatim-files-from -T - -c | tar -C "$context" -x
 mkdir -p "$context/.cargo"
 (cd "$context" && cargo vendor --locked --quiet vendor >/dev/null)
 cat >"$context/.cargo/config.toml" <<'TOML'
