@@ -7,9 +7,15 @@
 //!
 //! Modules: [`crd`] declares the resource; [`schema`] checks that its schema
 //! is structural by Kubernetes' rules; [`manifest`] makes a resource from a
-//! Space folder; [`proxy`] runs the spaceport proxy on routes from the
-//! cluster.
-//! Space folder; [`hub`] is the hub with its Spaces on Kubernetes.
+//! Space folder. The reconcile is a pipeline: [`lifecycle`] (sleep and
+//! wake) and [`builds`] (is a build due) decide, [`desired`] builds the
+//! objects, [`reconcile`] applies them and writes the status. [`build`] makes
+//! images through a Docker API endpoint, [`source`] watches git sources
+//! (polling and push webhooks), [`leader`] elects one working replica, and
+//! [`operator`] with [`http`] and [`metrics`] wires `spaceport-controller
+//! run`. [`proxy`] runs the spaceport proxy on routes from the cluster;
+//! [`hub`] is the hub with its Spaces on Kubernetes; [`rbac`] declares the
+//! API permissions of each component (the Helm chart's RBAC equals it).
 
 pub mod build;
 pub mod builds;
@@ -23,6 +29,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod operator;
 pub mod proxy;
+pub mod rbac;
 pub mod reconcile;
 pub mod schema;
 pub mod source;

@@ -74,12 +74,16 @@ pub fn from_folder(dir: &Path, name: &str, source: Source) -> Result<Space, Mani
             ..SpaceSource::default()
         },
     };
+    // Whoever applies the manifest is the Space's operator, so the README's
+    // `suggested_hardware` becomes the request (a hint only on the hub,
+    // where the owner grants it).
+    let hardware = config.suggested_hardware.clone();
     Ok(Space::new(
         &resource_name(name)?,
         SpaceSpec {
             config: Some(config),
             source,
-            hardware: None,
+            hardware,
             sleep_time_seconds: None,
             visibility: Visibility::Public,
             replicas: None,

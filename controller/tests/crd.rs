@@ -93,7 +93,7 @@ fn the_chart_ships_the_crd_the_code_generates() {
 #[test]
 fn the_example_manifests_are_generated_from_their_readmes() {
     let manifests = example_manifests();
-    assert!(manifests.len() >= 4);
+    assert!(manifests.len() >= 6);
     for path in manifests {
         let dir = path.parent().unwrap();
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
@@ -132,5 +132,53 @@ fn invalid_manifests_are_rejected_by_the_schema() {
     for path in files {
         let doc = load(&path);
         assert!(!validator.is_valid(&doc), "{} was accepted", path.display());
+    }
+}
+
+#[test]
+fn every_example_folder_has_a_manifest() {
+    for dir in std::fs::read_dir(repo_root().join("examples")).unwrap() {
+        let dir = dir.unwrap().path();
+        if dir.join("README.md").exists() {
+            assert!(
+                dir.join("space.yaml").exists(),
+                "{} has no space.yaml",
+                dir.display()
+            );
+        }
+    }
+}
+
+fn example_space(name: &str) -> Space {
+    let path = repo_root().join("examples").join(name).join("space.yaml");
+    serde_json::from_value(load(&path)).unwrap()
+}
+
+#[test]
+fn the_gpu_example_requests_the_gpu_flavor_its_readme_suggests() {
+    let space = example_space("gpu-hello");
+    let config = space.spec.config.as_ref().unwrap();
+    assert_eq!(config.suggested_hardware.as_deref(), Some("t4-small"));
+    assert_eq!(space.spec.hardware.as_deref(), Some("t4-small"));
+    let catalog = spaceport_runtime::hardware::FlavorCatalog::builtin();
+    assert!(catalog.get("t4-small").unwrap().gpus >= 1);
+}
+
+#[test]
+fn the_model_example_mounts_its_model_and_other_examples_ask_for_no_gpu() {
+    let space = example_space("model-hello");
+    let config = space.spec.config.as_ref().unwrap();
+    let models: Vec<&str> = config.models.iter().map(|m| m.as_str()).collect();
+    assert_eq!(models, ["sentence-transformers/all-MiniLM-L6-v2"]);
+    let app = std::fs::read_to_string(repo_root().join("examples/model-hello/app.py")).unwrap();
+    assert!(app.contains("local_files_only=True") && app.contains("HF_HUB_OFFLINE"));
+    for name in [
+        "gradio-hello",
+        "streamlit-hello",
+        "docker-hello",
+        "static-hello",
+        "model-hello",
+    ] {
+        assert_eq!(example_space(name).spec.hardware, None, "{name}");
     }
 }
