@@ -62,19 +62,20 @@ const fn rule(
 
 use Scope::{Home, Watched};
 
-/// Verbs server-side apply needs for an object it owns: `patch`, and
-/// `create` when the object does not exist yet; plus reading and deleting.
-const OWNED: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
-
-/// `spaceport-controller run`.
+/// `spaceport-controller run`. Server-side apply creates objects that do
+/// not exist yet, which the API server authorizes as `create`.
+/// `spaces/finalizers` `update` is what the owner-reference admission check
+/// asks of a controller that sets `blockOwnerDeletion` on owned objects.
 pub const CONTROLLER: Component = Component {
     name: "controller",
     rules: &[
+        // The watch cache, the finalizer, and the commit annotation the
+        // poller and the push webhooks set.
         rule(
             Watched,
             &["spaceport.dev"],
             &["spaces"],
-            &["get", "list", "watch", "patch", "update"],
+            &["list", "watch", "patch"],
         ),
         rule(Watched, &["spaceport.dev"], &["spaces/status"], &["patch"]),
         rule(
@@ -83,13 +84,25 @@ pub const CONTROLLER: Component = Component {
             &["spaces/finalizers"],
             &["update"],
         ),
-        rule(Watched, &["apps"], &["deployments"], OWNED),
+        rule(
+            Watched,
+            &["apps"],
+            &["deployments"],
+            &["list", "watch", "create", "patch"],
+        ),
         rule(
             Watched,
             &[""],
-            &["services", "persistentvolumeclaims"],
-            OWNED,
+            &["services"],
+            &["list", "watch", "create", "patch"],
         ),
+        rule(
+            Watched,
+            &[""],
+            &["persistentvolumeclaims"],
+            &["create", "patch"],
+        ),
+        // Git credentials, build secrets and variables.
         rule(Watched, &[""], &["secrets", "configmaps"], &["get"]),
         rule(
             Watched,
@@ -110,12 +123,14 @@ pub const CONTROLLER: Component = Component {
 pub const PROXY: Component = Component {
     name: "proxy",
     rules: &[
+        // Routes; the wake annotation.
         rule(
             Watched,
             &["spaceport.dev"],
             &["spaces"],
-            &["get", "list", "watch", "patch"],
+            &["list", "watch", "patch"],
         ),
+        // lastActivity.
         rule(Watched, &["spaceport.dev"], &["spaces/status"], &["patch"]),
         rule(
             Watched,
@@ -126,7 +141,9 @@ pub const PROXY: Component = Component {
     ],
 };
 
-/// `spaceport-controller hub`.
+/// `spaceport-controller hub`: its Spaces (applied, read back to refuse
+/// names taken by others, watched for their status, deleted) and their
+/// Secrets (applied and deleted).
 pub const HUB: Component = Component {
     name: "hub",
     rules: &[
@@ -137,15 +154,64 @@ pub const HUB: Component = Component {
             &["get", "list", "watch", "create", "patch", "delete"],
         ),
         rule(Home, &[""], &["secrets"], &["create", "patch", "delete"]),
-        rule(Home, &[""], &["pods"], &["get", "list"]),
-        rule(Home, &[""], &["pods/log"], &["get"]),
     ],
 };
 
 /// Every component that talks to the API server.
 pub const COMPONENTS: &[Component] = &[CONTROLLER, PROXY, HUB];
 
+/// The verb, API group and resource (with its subresource) an API request
+/// is authorized as, by Kubernetes' rules; `None` for a path that is not a
+/// resource request.
+pub fn request_attributes(method: &str, uri: &str) -> Option<(String, String, String)> {
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        other => other,
+    };
+    let (resource, named) = match rest {
+        [resource] => (resource.to_string(), false),
+        [resource, _name] => (resource.to_string(), true),
+        [resource, _name, sub] => (format!("{resource}/{sub}"), true),
+        _ => return None,
+    };
+    let watch = query
+        .split('&')
+        .any(|kv| kv == "watch=true" || kv == "watch=1");
+    let verb = match (method, named) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return None,
+    };
+    Some((verb.to_owned(), group.to_owned(), resource))
+}
+
 impl Component {
+    /// Whether the component's rules grant this API request (in some
+    /// scope). The mocked API servers of the tests ask this of every call.
+    pub fn allows(&self, method: &str, uri: &str) -> bool {
+        let Some((verb, group, resource)) = request_attributes(method, uri) else {
+            return false;
+        };
+        self.rules.iter().any(|r| {
+            r.api_groups.contains(&group.as_str())
+                && r.resources.contains(&resource.as_str())
+                && r.verbs.contains(&verb.as_str())
+        })
+    }
+
     /// The rules of one scope, in table order.
     pub fn rules_in(&self, scope: Scope) -> impl Iterator<Item = &Rule> {
         self.rules.iter().filter(move |r| r.scope == scope)
@@ -155,6 +221,52 @@ impl Component {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_read_as_kubernetes_authorizes_them() {
+        let attrs = |m, u| request_attributes(m, u).unwrap();
+        let t = |v: &str, g: &str, r: &str| (v.to_owned(), g.to_owned(), r.to_owned());
+        assert_eq!(
+            attrs(
+                "PATCH",
+                "/apis/spaceport.dev/v1alpha1/namespaces/team/spaces/demo/status?fieldManager=x"
+            ),
+            t("patch", "spaceport.dev", "spaces/status")
+        );
+        assert_eq!(
+            attrs(
+                "GET",
+                "/apis/spaceport.dev/v1alpha1/spaces?&watch=true&resourceVersion=1"
+            ),
+            t("watch", "spaceport.dev", "spaces")
+        );
+        assert_eq!(
+            attrs("GET", "/api/v1/namespaces/team/secrets/creds"),
+            t("get", "", "secrets")
+        );
+        assert_eq!(
+            attrs(
+                "GET",
+                "/apis/discovery.k8s.io/v1/namespaces/team/endpointslices?labelSelector=a"
+            ),
+            t("list", "discovery.k8s.io", "endpointslices")
+        );
+        assert_eq!(
+            attrs("POST", "/apis/events.k8s.io/v1/namespaces/team/events?"),
+            t("create", "events.k8s.io", "events")
+        );
+        assert_eq!(
+            attrs("PUT", "/apis/coordination.k8s.io/v1/namespaces/s/leases/l"),
+            t("update", "coordination.k8s.io", "leases")
+        );
+        assert!(request_attributes("GET", "/healthz").is_none());
+        assert!(CONTROLLER.allows(
+            "PATCH",
+            "/apis/apps/v1/namespaces/t/deployments/d?fieldManager=spaceport"
+        ));
+        assert!(!CONTROLLER.allows("DELETE", "/apis/apps/v1/namespaces/t/deployments/d"));
+        assert!(!PROXY.allows("GET", "/api/v1/namespaces/t/secrets/s"));
+    }
 
     #[test]
     fn no_rule_uses_a_wildcard_or_an_empty_list() {

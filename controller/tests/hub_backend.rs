@@ -98,6 +98,10 @@ impl ApiServer {
             while let Some((request, send)) = handle.next_request().await {
                 let method = request.method().as_str().to_owned();
                 let uri = request.uri().clone();
+                assert!(
+                    spaceport_controller::rbac::HUB.allows(&method, &uri.to_string()),
+                    "the chart grants the hub no {method} {uri}"
+                );
                 let path = uri.path().to_owned();
                 let query = uri.query().unwrap_or_default().to_owned();
                 if method == "GET" && path == SPACES {

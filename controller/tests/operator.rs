@@ -51,6 +51,13 @@ async fn answer(handle: &mut Mock, method: &str, path: &str, status: u16, reply:
         .await
         .expect("the call came")
         .expect("a call");
+    assert!(
+        spaceport_controller::rbac::CONTROLLER
+            .allows(request.method().as_str(), &request.uri().to_string()),
+        "the chart grants the controller no {} {}",
+        request.method(),
+        request.uri()
+    );
     assert_eq!(request.method().as_str(), method, "{}", request.uri());
     assert!(
         request.uri().to_string().starts_with(path),

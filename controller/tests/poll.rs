@@ -24,6 +24,10 @@ async fn poll(space: &Space, calls: Vec<(&'static str, String, Value)>) -> Resul
             let (request, send) = handle.next_request().await.expect("a call");
             assert_eq!(request.method().as_str(), method);
             let uri = request.uri().to_string();
+            assert!(
+                spaceport_controller::rbac::CONTROLLER.allows(method, &uri),
+                "the chart grants the controller no {method} {uri}"
+            );
             assert!(uri.starts_with(&path), "expected {path}, got {uri}");
             let bytes = request.into_body().collect_bytes().await.unwrap();
             bodies.push(serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null));

@@ -97,6 +97,11 @@ impl MockApi {
             while let Some((request, send)) = handle.next_request().await {
                 let (parts, body) = request.into_parts();
                 let uri = parts.uri.to_string();
+                assert!(
+                    spaceport_controller::rbac::PROXY.allows(parts.method.as_str(), &uri),
+                    "the chart grants the proxy no {} {uri}",
+                    parts.method
+                );
                 let query = parts.uri.query().unwrap_or("").to_owned();
                 let is_watch = query.split('&').any(|q| q == "watch=true");
                 let taken = {

@@ -107,6 +107,11 @@ async fn verify(mut handle: Handle<Request<Body>, Response<Body>>, calls: Vec<Ca
     for expected in calls {
         let (request, send) = handle.next_request().await.expect("an API call");
         let uri = request.uri().to_string();
+        assert!(
+            spaceport_controller::rbac::CONTROLLER.allows(request.method().as_str(), &uri),
+            "the chart grants the controller no {} {uri}",
+            request.method()
+        );
         assert_eq!(request.method().as_str(), expected.method, "{uri}");
         assert!(
             uri.starts_with(&expected.path),

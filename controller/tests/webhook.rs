@@ -33,6 +33,13 @@ async fn expect_patches(
             .await
             .expect("the expected patch came")
             .expect("a call");
+        assert!(
+            spaceport_controller::rbac::CONTROLLER
+                .allows(request.method().as_str(), &request.uri().to_string()),
+            "the chart grants the controller no {} {}",
+            request.method(),
+            request.uri()
+        );
         assert_eq!(request.method(), "PATCH");
         let uri = request.uri().to_string();
         assert!(uri.starts_with(&format!("{SPACES}/{name}?")), "{uri}");
