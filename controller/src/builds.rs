@@ -227,21 +227,11 @@ mod tests {
         let mut s = Space::new(
             "demo",
             SpaceSpec {
-                config: None,
                 source: SpaceSource {
                     hub: Some("team/demo".into()),
                     ..SpaceSource::default()
                 },
-                hardware: None,
-                sleep_time_seconds: None,
-                visibility: Default::default(),
-                replicas: None,
-                paused: false,
-                secret_refs: vec![],
-                config_map_refs: vec![],
-                variables: Default::default(),
-                storage: None,
-                volumes: vec![],
+                ..SpaceSpec::default()
             },
         );
         if let Some(c) = annotation {

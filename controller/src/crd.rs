@@ -48,7 +48,7 @@ pub fn space_id(space: &Space) -> String {
 }
 
 /// A Space: a git repo (or an image) run as an app with its own URL.
-#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "spaceport.dev",
     version = "v1alpha1",

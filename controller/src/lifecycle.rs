@@ -77,24 +77,14 @@ pub fn seconds_until_sleep(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{SpaceSource, SpaceSpec, SpaceStatus};
+    use crate::crd::{SpaceSpec, SpaceStatus};
 
     fn space(stage: Stage, last: &str, sleep: Option<i64>) -> Space {
         let mut s = Space::new(
             "demo",
             SpaceSpec {
-                config: None,
-                source: SpaceSource::default(),
-                hardware: None,
                 sleep_time_seconds: sleep,
-                visibility: Default::default(),
-                replicas: None,
-                paused: false,
-                secret_refs: vec![],
-                config_map_refs: vec![],
-                variables: Default::default(),
-                storage: None,
-                volumes: vec![],
+                ..SpaceSpec::default()
             },
         );
         s.status = Some(SpaceStatus {

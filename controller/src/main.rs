@@ -342,7 +342,7 @@ fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(options.listen).await?;
         let admin = tokio::net::TcpListener::bind(options.metrics_listen).await?;
         tracing::info!(listen = %options.listen, metrics = %options.metrics_listen, "proxy serving");
-        let stop = shutdown_signal();
+        let stop = spaceport_proxy::shutdown_signal();
         let admin_proxy = proxy.clone();
         let admin_task = tokio::spawn(async move {
             admin_proxy.serve_admin(admin, std::future::pending()).await
@@ -351,21 +351,4 @@ fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         admin_task.abort();
         Ok(())
     })
-}
-
-/// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    tracing::info!("shutting down: draining open connections");
 }

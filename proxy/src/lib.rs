@@ -48,3 +48,21 @@ pub use route::{
 };
 pub use server::{Fallback, Proxy, ProxyBuilder};
 pub use wake::{NoWaker, WakeConfig, WakeError, Waker};
+
+/// Resolves on SIGTERM (how Kubernetes and systemd stop a process) or
+/// Ctrl-C, for a graceful drain of open connections.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: draining open connections");
+}

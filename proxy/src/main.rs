@@ -217,7 +217,7 @@ async fn run(
             .context("failed to start a worker thread")?;
         threads.push(thread);
     }
-    shutdown_signal().await;
+    spaceport_proxy::shutdown_signal().await;
     let _ = stop_tx.send(true);
     for t in threads {
         match t.join() {
@@ -226,20 +226,4 @@ async fn run(
         }
     }
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    tracing::info!("shutting down: draining connections");
 }
