@@ -160,6 +160,14 @@ pub struct HubVolume {
     /// Branch, tag or commit (default main).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// Mount the repo's files (plain files, read-only) at this absolute
+    /// path. Without it the repo goes into the Space's HF cache, like the
+    /// README's `models:` and `datasets:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_path: Option<String>,
+    /// With `mountPath`: a folder of the repo to mount instead of all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

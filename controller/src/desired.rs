@@ -15,7 +15,7 @@
 //! downloaded once per node (file locks), resumed after an interruption and
 //! verified before any snapshot links to it.
 
-use crate::crd::{RESTART_ANNOTATION, Space, SpaceSpec};
+use crate::crd::{HubVolumeKind, RESTART_ANNOTATION, Space, SpaceSpec};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar,
@@ -28,11 +28,11 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
-use spaceport_runtime::config::{SpaceConfig, StorageTier};
+use spaceport_runtime::config::{PreloadEntry, RepoId, Revision, SpaceConfig, StorageTier};
 use spaceport_runtime::hardware::FlavorCatalog;
 use spaceport_runtime::plan::dockerfile::STATIC_PORT;
 use spaceport_runtime::plan::{
-    PlanError, PlanSettings, RunSpec, SpaceContext, SpaceId, VolumeSource, run_plan,
+    ApiVolume, PlanError, PlanSettings, RunSpec, SpaceContext, SpaceId, VolumeSource, run_plan,
 };
 use spaceport_runtime::stage::Stage;
 use std::collections::BTreeMap;
@@ -84,6 +84,8 @@ pub enum DesiredError {
     NoConfig,
     #[error("the Space's namespace or name cannot form a Space id: {0}")]
     BadId(String),
+    #[error("{0}")]
+    BadVolume(String),
     #[error(transparent)]
     Plan(#[from] PlanError),
 }
@@ -147,13 +149,61 @@ fn context_of(space: &Space) -> Result<SpaceContext, DesiredError> {
         hardware,
         variables,
         storage,
+        volumes,
         ..
     } = &space.spec;
     let mut context = SpaceContext::new(id);
     context.hardware = hardware.clone();
     context.variables = variables.clone();
     context.storage = *storage;
+    // Repos mounted as plain files at a path, as the hub's volumes API does.
+    for v in volumes {
+        let Some(mount_path) = &v.mount_path else {
+            continue;
+        };
+        let volume = ApiVolume {
+            kind: match v.kind {
+                HubVolumeKind::Model => "model",
+                HubVolumeKind::Dataset => "dataset",
+            }
+            .into(),
+            source: v.repo.clone(),
+            mount_path: mount_path.clone(),
+            revision: v.revision.clone(),
+            path: v.path.clone(),
+        };
+        volume.validate().map_err(DesiredError::BadVolume)?;
+        context.volumes.push(volume);
+    }
     Ok(context)
+}
+
+/// The config with the spec's volumes that have no mount path added to the
+/// repos the Space's HF cache holds.
+fn with_cache_volumes(config: &SpaceConfig, space: &Space) -> Result<SpaceConfig, DesiredError> {
+    let mut config = config.clone();
+    for v in space.spec.volumes.iter().filter(|v| v.mount_path.is_none()) {
+        let bad = |e: spaceport_runtime::config::Invalid| {
+            DesiredError::BadVolume(format!("volume {}: {e}", v.repo))
+        };
+        let repo = RepoId::parse(&v.repo).map_err(bad)?;
+        match (v.kind, &v.revision) {
+            (HubVolumeKind::Model, None) => config.models.push(repo),
+            (HubVolumeKind::Model, Some(rev)) => config.preload_from_hub.push(PreloadEntry {
+                repo_id: repo,
+                files: Vec::new(),
+                revision: Some(Revision::parse(rev).map_err(bad)?),
+            }),
+            (HubVolumeKind::Dataset, None) => config.datasets.push(repo),
+            (HubVolumeKind::Dataset, Some(_)) => {
+                return Err(DesiredError::BadVolume(format!(
+                    "volume {}: a dataset at a revision needs a mountPath",
+                    v.repo
+                )));
+            }
+        }
+    }
+    Ok(config)
 }
 
 fn labels(space: &Space) -> BTreeMap<String, String> {
@@ -250,7 +300,8 @@ fn fill_container(
 
 /// Builds the objects of a Space. Pure.
 pub fn desired(space: &Space, settings: &ControllerSettings) -> Result<Desired, DesiredError> {
-    let config = config_of(space).ok_or(DesiredError::NoConfig)?;
+    let config = with_cache_volumes(config_of(space).ok_or(DesiredError::NoConfig)?, space)?;
+    let config = &config;
     let context = context_of(space)?;
     let (run, warnings) = run_plan(config, &context, &settings.catalog, &settings.plan)?;
     // A static Space's image serves its files on a fixed port.

@@ -289,3 +289,45 @@ fn a_restart_request_changes_the_pod_template_so_pods_roll() {
         "2026-06-01T12:00:00Z"
     );
 }
+
+#[test]
+fn spec_volumes_join_the_cache_or_mount_as_files_at_their_path() {
+    let mut s = cases()[0].1.clone();
+    s.spec.volumes = serde_json::from_value(serde_json::json!([
+        {"type": "dataset", "repo": "team/reviews", "mountPath": "/mnt/reviews", "path": "train"},
+        {"type": "model", "repo": "team/tiny"},
+    ]))
+    .unwrap();
+    let d = desired(&s, &ControllerSettings::default()).unwrap();
+    let pod = d.deployment.spec.unwrap().template.spec.unwrap();
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+    let files = mounts
+        .iter()
+        .find(|m| m.mount_path == "/mnt/reviews")
+        .expect("mounted at its path");
+    assert_eq!(files.read_only, Some(true));
+    assert!(files.sub_path.as_deref().unwrap().starts_with(".views/"));
+    let fills: Vec<String> = pod
+        .init_containers
+        .unwrap()
+        .iter()
+        .map(|c| c.args.clone().unwrap().join(" "))
+        .collect();
+    assert!(
+        fills.iter().any(|a| a.contains("--dataset")
+            && a.contains("--view-path train")
+            && a.ends_with("team/reviews")),
+        "{fills:#?}"
+    );
+    assert!(
+        fills.iter().any(|a| a.ends_with(" team/tiny")),
+        "{fills:#?}"
+    );
+
+    s.spec.volumes = serde_json::from_value(serde_json::json!([
+        {"type": "dataset", "repo": "team/reviews", "mountPath": "relative"},
+    ]))
+    .unwrap();
+    let err = desired(&s, &ControllerSettings::default()).unwrap_err();
+    assert_eq!(err.stage(), Stage::ConfigError, "{err}");
+}

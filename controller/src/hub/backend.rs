@@ -267,6 +267,8 @@ impl KubeBackend {
                     kind,
                     repo: v.source.clone(),
                     revision: v.revision.clone(),
+                    mount_path: Some(v.mount_path.clone()),
+                    path: v.path.clone(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
