@@ -433,13 +433,26 @@ pub fn desired(space: &Space, settings: &ControllerSettings) -> Result<Desired, 
     {
         pod.node_selector = Some(f.node_selector.clone());
     }
+    let mut tolerations = Vec::new();
     if run.resources.gpus > 0 {
-        pod.tolerations = Some(vec![Toleration {
+        tolerations.push(Toleration {
             key: Some(GPU_RESOURCE.into()),
             operator: Some("Exists".into()),
             effect: Some("NoSchedule".into()),
             ..Toleration::default()
-        }]);
+        });
+    }
+    for t in flavor.iter().flat_map(|f| &f.tolerations) {
+        tolerations.push(Toleration {
+            key: Some(t.key.clone()),
+            operator: t.operator.clone(),
+            value: t.value.clone(),
+            effect: t.effect.clone(),
+            ..Toleration::default()
+        });
+    }
+    if !tolerations.is_empty() {
+        pod.tolerations = Some(tolerations);
     }
 
     let selector = BTreeMap::from([(SPACE_LABEL.to_owned(), name.clone())]);

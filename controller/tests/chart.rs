@@ -512,6 +512,7 @@ fn the_flavors_config_map_parses_as_the_runtime_catalog() {
         if values == ALL_ON {
             let t4 = catalog.get("t4-small").unwrap();
             assert_eq!(t4.node_selector["nvidia.com/gpu.product"], "Tesla-T4");
+            assert_eq!(t4.tolerations[0].key, "dedicated");
             assert_eq!(catalog.get("rtx4090").unwrap().gpus, 1);
             assert_eq!(
                 catalog.flavors.len(),

@@ -331,3 +331,23 @@ fn spec_volumes_join_the_cache_or_mount_as_files_at_their_path() {
     let err = desired(&s, &ControllerSettings::default()).unwrap_err();
     assert_eq!(err.stage(), Stage::ConfigError, "{err}");
 }
+
+#[test]
+fn a_flavors_own_tolerations_join_the_gpu_one() {
+    let catalog = spaceport_runtime::hardware::FlavorCatalog::from_yaml(
+        "flavors:\n  - name: t4-small\n    cpu: 4\n    memory_gb: 15\n    gpus: 1\n    gpu_model: T4\n    tolerations:\n      - {key: dedicated, value: spaces, effect: NoSchedule}\n",
+        "flavors.yaml",
+    )
+    .unwrap();
+    let settings = ControllerSettings {
+        catalog,
+        ..ControllerSettings::default()
+    };
+    let d = desired(&cases()[3].1, &settings).unwrap();
+    let pod = d.deployment.spec.unwrap().template.spec.unwrap();
+    let tolerations = pod.tolerations.unwrap();
+    let keys: Vec<_> = tolerations.iter().map(|t| t.key.clone().unwrap()).collect();
+    assert_eq!(keys, ["nvidia.com/gpu", "dedicated"]);
+    assert_eq!(tolerations[1].value.as_deref(), Some("spaces"));
+    assert_eq!(tolerations[1].effect.as_deref(), Some("NoSchedule"));
+}

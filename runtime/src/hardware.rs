@@ -38,9 +38,28 @@ pub struct Flavor {
     /// Kubernetes node selector for this flavor.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// Kubernetes taints this flavor's pods tolerate (besides the GPU taint
+    /// every GPU pod tolerates), to reach nodes kept for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<FlavorToleration>,
     /// Shown in listings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// A taint a flavor's pods tolerate, in Kubernetes' terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlavorToleration {
+    pub key: String,
+    /// `Equal` (the default) or `Exists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`; none: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
 }
 
 impl Flavor {
@@ -60,6 +79,7 @@ impl Flavor {
             gpu_memory_gb: (gpus > 0).then_some(gpu_memory_gb),
             gpu_model: (!model.is_empty()).then(|| model.to_owned()),
             node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
             description: None,
         }
     }
