@@ -79,6 +79,18 @@ pub struct Builds {
     builder: Option<Arc<dyn ImageBuilder>>,
     running: Mutex<HashMap<String, InFlight>>,
     logs: Mutex<HashMap<String, Arc<LogBook>>>,
+    /// The latest outcome per Space, kept so that a reconcile working from
+    /// a cache older than the outcome's status patch writes it again
+    /// rather than over it.
+    outcomes: Arc<Mutex<HashMap<String, Outcome>>>,
+}
+
+/// How a build ended, and when.
+#[derive(Debug, Clone)]
+struct Outcome {
+    result: Result<Built, BuildError>,
+    commit: String,
+    finished: String,
 }
 
 impl std::fmt::Debug for Builds {
@@ -149,10 +161,22 @@ impl Builds {
         let (tx, rx) = oneshot::channel();
         let commit = job.commit.clone();
         let (namespace, name) = (job.namespace.clone(), job.name.clone());
+        let outcomes = self.outcomes.clone();
+        let task_key = key.clone();
         let task = tokio::spawn(async move {
+            let built_commit = job.commit.clone();
             let outcome = builder.build(job, log.clone()).await;
             let _ = rx.await;
-            let patch = outcome_patch(&outcome, &Timestamp::now().to_string());
+            let finished = Timestamp::now().to_string();
+            let patch = outcome_patch(&outcome, &finished);
+            outcomes.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                task_key,
+                Outcome {
+                    result: outcome.clone(),
+                    commit: built_commit,
+                    finished,
+                },
+            );
             if let Err(e) = &outcome {
                 log.push(format!("===== Build failed: {e} ====="));
             }
@@ -169,6 +193,40 @@ impl Builds {
             old.task.abort();
         }
         Some(StatusWritten(tx))
+    }
+}
+
+impl Builds {
+    /// Brings a status read from the cache up to date with the outcome of
+    /// its build, when the cache has not seen the outcome's patch yet.
+    pub fn catch_up(&self, key: &str, status: &mut crate::crd::SpaceStatus) {
+        let outcomes = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(o) = outcomes.get(key) else {
+            return;
+        };
+        let Some(build) = status.build.as_mut() else {
+            return;
+        };
+        if build.commit != o.commit || build.result != BuildResult::Running {
+            return;
+        }
+        build.finished = Some(o.finished.clone());
+        match &o.result {
+            Ok(built) => {
+                build.result = BuildResult::Succeeded;
+                build.message = None;
+                status.image = Some(built.image.clone());
+                status.observed_commit = Some(built.commit.clone());
+                status.config = Some(built.config.clone());
+            }
+            Err(e) => {
+                build.result = match e {
+                    BuildError::Config(_) => BuildResult::ConfigError,
+                    BuildError::Failed(_) => BuildResult::Failed,
+                };
+                build.message = Some(e.to_string());
+            }
+        }
     }
 }
 

@@ -266,6 +266,9 @@ async fn apply(space: &Space, ctx: &Context) -> Result<Action, Error> {
     let now = (ctx.clock)();
     let mut space = space.clone();
     let mut status = space.status.clone().unwrap_or_default();
+    ctx.builds
+        .catch_up(&builds::key(&namespace, &name), &mut status);
+    space.status = Some(status.clone());
     match lifecycle::transition(&space, now, ctx.default_sleep_seconds) {
         Transition::Sleep => status.stage = Some(Stage::Stopped),
         Transition::Wake => {

@@ -103,6 +103,41 @@ async fn run_with(space: Space, calls: Vec<Call>, setup: impl FnOnce(&mut Contex
     action
 }
 
+/// Reconciles each Space in turn with one context (its builds carry over),
+/// waiting between them for the builds the previous one started.
+async fn run_seq(spaces: Vec<Space>, calls: Vec<Call>, setup: impl FnOnce(&mut Context)) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let mut ctx = Context::new(client, ControllerSettings::default());
+    setup(&mut ctx);
+    ctx.clock = Box::new(|| NOW.parse::<Timestamp>().unwrap());
+    let ctx = Arc::new(ctx);
+    let verifier = tokio::spawn(verify(handle, calls, space_json(&spaces[0])));
+    for space in spaces {
+        let key = format!("{}/{}", space.namespace().unwrap(), space.name_any());
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            reconcile(Arc::new(space), ctx.clone()),
+        )
+        .await
+        .expect("reconcile finished")
+        .expect("reconcile succeeded");
+        let settled = async {
+            while ctx.builds.in_flight(&key).is_some() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), settled)
+            .await
+            .expect("the build ended");
+    }
+    drop(ctx);
+    tokio::time::timeout(Duration::from_secs(10), verifier)
+        .await
+        .expect("every expected call came")
+        .expect("verifier ran");
+}
+
 async fn verify(mut handle: Handle<Request<Body>, Response<Body>>, calls: Vec<Call>, space: Value) {
     for expected in calls {
         let (request, send) = handle.next_request().await.expect("an API call");
@@ -534,6 +569,49 @@ async fn a_failed_build_reports_build_error_and_keeps_the_old_version() {
             event_call("BuildFailed").check(|b| assert_eq!(b["type"], "Warning", "{b}")),
         ],
         with_builder(Ok("never")),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_reconcile_from_a_cache_older_than_the_builds_outcome_keeps_the_outcome() {
+    let mut space = at_commit(built(with_finalizer(base()), Stage::Running, NOW), NEW);
+    space.status.as_mut().unwrap().observed_commit = Some(OLD.into());
+    // What the cache holds after the first reconcile's status write: the
+    // build running. The outcome's patch has not reached the cache yet.
+    let mut stale = space.clone();
+    let status = stale.status.as_mut().unwrap();
+    status.stage = Some(Stage::RunningBuilding);
+    status.build = Some(BuildStatus {
+        commit: NEW.into(),
+        result: BuildResult::Running,
+        message: None,
+        started: Some(NOW.into()),
+        finished: None,
+    });
+    let new_image = |b: &Value| {
+        let image = &b["spec"]["template"]["spec"]["containers"][0]["image"];
+        assert_eq!(image, "registry.local/team/gradio-hello:2222", "{b}");
+    };
+    run_seq(
+        vec![space, stale],
+        vec![
+            call("PATCH", DEPLOYMENT).reply(ready(1)),
+            call("PATCH", SERVICE),
+            status_call("RUNNING_BUILDING"),
+            event_call("Building"),
+            call("PATCH", format!("{SPACE}/status?")),
+            // The stale reconcile rolls out the new image and writes the
+            // outcome again instead of a running build.
+            call("PATCH", DEPLOYMENT).check(new_image).reply(ready(1)),
+            call("PATCH", SERVICE),
+            status_call("RUNNING").check(|b| {
+                assert_eq!(b["status"]["build"]["result"], "Succeeded", "{b}");
+                assert_eq!(b["status"]["observedCommit"], NEW);
+            }),
+            event_call("Running"),
+        ],
+        with_builder(Ok("registry.local/team/gradio-hello:2222")),
     )
     .await;
 }
