@@ -19,6 +19,7 @@
 
 pub mod build;
 pub mod builds;
+pub mod conditions;
 pub mod crd;
 pub mod desired;
 pub mod http;

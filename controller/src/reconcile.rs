@@ -13,6 +13,7 @@
 
 use crate::build::{BuildJob, GitCredentials, GitLocation};
 use crate::builds::{self, Builds, StatusWritten};
+use crate::conditions::conditions;
 use crate::crd::{BuildResult, HardwareStatus, Space, SpaceStatus};
 use crate::desired::{ControllerSettings, Desired, desired};
 use crate::lifecycle::{self, Transition};
@@ -509,10 +510,19 @@ async fn write_status(
 ) -> Result<(), Error> {
     let api: Api<Space> = Api::namespaced(ctx.client.clone(), namespace);
     // lastActivity is the proxies' (see the wake above): never applied here.
-    let status = SpaceStatus {
+    let mut status = SpaceStatus {
         last_activity: None,
         ..status
     };
+    if let Some(stage) = status.stage {
+        status.conditions = conditions(
+            &status.conditions,
+            stage,
+            status.message.as_deref(),
+            status.build.as_ref(),
+            &(ctx.clock)().to_string(),
+        );
+    }
     let patch = json!({
         "apiVersion": Space::api_version(&()),
         "kind": Space::kind(&()),

@@ -565,6 +565,15 @@ async fn a_failed_build_reports_build_error_and_keeps_the_old_version() {
                         .contains("step 3/5"),
                     "{b}"
                 );
+                let built = b["status"]["conditions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["type"] == "Built")
+                    .unwrap();
+                assert_eq!(built["status"], "False", "{b}");
+                assert_eq!(built["reason"], "BuildFailed", "{b}");
+                assert_eq!(built["lastTransitionTime"], NOW, "{b}");
             }),
             event_call("BuildFailed").check(|b| assert_eq!(b["type"], "Warning", "{b}")),
         ],
