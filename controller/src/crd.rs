@@ -128,7 +128,8 @@ pub struct GitSource {
     /// Branch or tag followed (default main).
     #[serde(default = "main_branch")]
     pub r#ref: String,
-    /// A Secret with `username`/`password` or `ssh-privatekey` for private repos.
+    /// A Secret with `username`/`password` or `ssh-privatekey` for private
+    /// repos; with ssh, its `known_hosts` key pins the host's keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
 }

@@ -215,6 +215,7 @@ async fn build_job(
                     username: v.remove("username"),
                     password: v.remove("password"),
                     ssh_private_key: v.remove("ssh-privatekey"),
+                    known_hosts: v.remove("known_hosts"),
                 })
             }
             None => None,
@@ -230,6 +231,7 @@ async fn build_job(
                 username: Some("spaceport".into()),
                 password: Some(t.clone()),
                 ssh_private_key: None,
+                known_hosts: None,
             }),
         }
     } else {

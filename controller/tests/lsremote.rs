@@ -190,6 +190,7 @@ async fn a_password_reaches_the_server_as_a_header_and_never_the_error() {
         username: Some("bob".into()),
         password: Some("hunter2".into()),
         ssh_private_key: None,
+        known_hosts: None,
     };
     let url = format!("http://127.0.0.1:{port}/org/repo.git");
     let err = resolve(&url, "main", Some(&creds), LIMIT)

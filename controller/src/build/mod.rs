@@ -32,6 +32,9 @@ pub struct GitCredentials {
     pub username: Option<String>,
     pub password: Option<String>,
     pub ssh_private_key: Option<String>,
+    /// `known_hosts` lines for ssh sources: with them the host must match
+    /// (strict checking); without, a host is accepted on first sight.
+    pub known_hosts: Option<String>,
 }
 
 impl std::fmt::Debug for GitCredentials {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for GitCredentials {
                 "ssh_private_key",
                 &self.ssh_private_key.as_ref().map(|_| "***"),
             )
+            .field("known_hosts", &self.known_hosts.is_some())
             .finish()
     }
 }

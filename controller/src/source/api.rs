@@ -50,6 +50,7 @@ pub async fn credentials(
         username: text("username"),
         password: text("password"),
         ssh_private_key: text("ssh-privatekey"),
+        known_hosts: text("known_hosts"),
     };
     if creds.password.is_none() && creds.ssh_private_key.is_none() {
         return Err(ApiError::EmptySecret {

@@ -153,8 +153,19 @@ impl Git {
                 write_private(&key_path, key)
                     .map_err(|e| GitError::Spawn(format!("failed to write the ssh key: {e}")))?;
                 let known = dir.path().join("known_hosts");
+                // Given host keys are checked strictly; without them a host
+                // is trusted on first sight (each fetch starts afresh).
+                let checking = match &c.known_hosts {
+                    Some(lines) => {
+                        write_private(&known, lines).map_err(|e| {
+                            GitError::Spawn(format!("failed to write known_hosts: {e}"))
+                        })?;
+                        "yes"
+                    }
+                    None => "accept-new",
+                };
                 ssh = format!(
-                    "ssh -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={} -i {}",
+                    "ssh -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking={checking} -o UserKnownHostsFile={} -i {}",
                     shell_quote(&known),
                     shell_quote(&key_path)
                 );
@@ -329,7 +340,7 @@ mod tests {
         let creds = GitCredentials {
             username: Some("bob".into()),
             password: Some("hunter2".into()),
-            ssh_private_key: None,
+            ..GitCredentials::default()
         };
         let git = Git::new("https://Git.Example:8443/a/b.git", Some(&creds)).unwrap();
         let get = |k: &str| git.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -365,6 +376,24 @@ mod tests {
             .unwrap()
             .1;
         assert!(ssh.contains(&format!("-i '{}'", key.display())), "{ssh}");
+        assert!(ssh.contains("StrictHostKeyChecking=accept-new"), "{ssh}");
+        let pinned = GitCredentials {
+            known_hosts: Some("host ssh-ed25519 AAAAC3Nza\n".into()),
+            ..creds.clone()
+        };
+        let strict = Git::new("git@host:org/repo.git", Some(&pinned)).unwrap();
+        let ssh = &strict
+            .env
+            .iter()
+            .find(|(k, _)| k == "GIT_SSH_COMMAND")
+            .unwrap()
+            .1;
+        assert!(ssh.contains("StrictHostKeyChecking=yes"), "{ssh}");
+        let known = strict._private.as_ref().unwrap().path().join("known_hosts");
+        assert_eq!(
+            std::fs::read_to_string(known).unwrap(),
+            "host ssh-ed25519 AAAAC3Nza\n"
+        );
         drop(git);
         assert!(!dir.exists(), "the key is removed with the environment");
     }
