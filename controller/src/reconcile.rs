@@ -18,6 +18,7 @@ use crate::crd::{BuildResult, HardwareStatus, Space, SpaceStatus};
 use crate::desired::{ControllerSettings, Desired, desired};
 use crate::lifecycle::{self, Transition};
 use crate::metrics::Metrics;
+use crate::source;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
@@ -104,6 +105,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("the Space has no namespace")]
     NoNamespace,
+    #[error(transparent)]
+    Source(#[from] source::api::ApiError),
     #[error("failed to run the finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -114,6 +117,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kube",
             Error::NoNamespace => "no_namespace",
+            Error::Source(_) => "source",
             Error::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.kind(),
@@ -208,16 +212,9 @@ async fn build_job(
 ) -> Result<Option<BuildJob>, Error> {
     let source = &space.spec.source;
     let location = if let Some(git) = &source.git {
+        // The same reading of the Secret as the repo poller's.
         let credentials = match &git.credentials_secret {
-            Some(name) => {
-                let mut v = secret_values(&ctx.client, namespace, name).await?;
-                Some(GitCredentials {
-                    username: v.remove("username"),
-                    password: v.remove("password"),
-                    ssh_private_key: v.remove("ssh-privatekey"),
-                    known_hosts: v.remove("known_hosts"),
-                })
-            }
+            Some(name) => Some(source::api::credentials(&ctx.client, namespace, name).await?),
             None => None,
         };
         GitLocation {
