@@ -211,53 +211,42 @@ impl Builds {
             return;
         }
         build.finished = Some(o.finished.clone());
-        match &o.result {
-            Ok(built) => {
-                build.result = BuildResult::Succeeded;
-                build.message = None;
-                status.image = Some(built.image.clone());
-                status.observed_commit = Some(built.commit.clone());
-                status.config = Some(built.config.clone());
-            }
-            Err(e) => {
-                build.result = match e {
-                    BuildError::Config(_) => BuildResult::ConfigError,
-                    BuildError::Failed(_) => BuildResult::Failed,
-                };
-                build.message = Some(e.to_string());
-            }
+        (build.result, build.message) = result_of(&o.result);
+        if let Ok(built) = &o.result {
+            status.image = Some(built.image.clone());
+            status.observed_commit = Some(built.commit.clone());
+            status.config = Some(built.config.clone());
         }
+    }
+}
+
+/// The result and message a build's outcome gives its status.
+fn result_of(outcome: &Result<Built, BuildError>) -> (BuildResult, Option<String>) {
+    match outcome {
+        Ok(_) => (BuildResult::Succeeded, None),
+        Err(e @ BuildError::Config(_)) => (BuildResult::ConfigError, Some(e.to_string())),
+        Err(e @ BuildError::Failed(_)) => (BuildResult::Failed, Some(e.to_string())),
     }
 }
 
 /// The status a build's outcome writes (a merge patch).
 pub fn outcome_patch(outcome: &Result<Built, BuildError>, now: &str) -> serde_json::Value {
+    let (result, message) = result_of(outcome);
+    let mut build = json!({"result": result, "message": message, "finished": now});
     match outcome {
-        Ok(built) => json!({
-            "status": {
-                "image": built.image,
-                "observedCommit": built.commit,
-                "config": built.config,
-                "build": {
-                    "commit": built.commit,
-                    "result": BuildResult::Succeeded,
-                    "finished": now,
-                    "message": null,
-                },
-            }
-        }),
-        Err(e) => json!({
-            "status": {
-                "build": {
-                    "result": match e {
-                        BuildError::Config(_) => BuildResult::ConfigError,
-                        BuildError::Failed(_) => BuildResult::Failed,
-                    },
-                    "message": e.to_string(),
-                    "finished": now,
-                },
-            }
-        }),
+        Ok(built) => {
+            build["commit"] = json!(built.commit);
+            json!({
+                "status": {
+                    "image": built.image,
+                    "observedCommit": built.commit,
+                    "config": built.config,
+                    "build": build,
+                }
+            })
+        }
+        // A failure keeps the image that serves.
+        Err(_) => json!({"status": {"build": build}}),
     }
 }
 
