@@ -5,6 +5,8 @@
 //! the test; otherwise the test is skipped, saying why. Every image made
 //! is removed.
 
+mod support;
+
 use spaceport_controller::build::docker::{DockerBuilder, DockerSettings};
 use spaceport_controller::build::{BuildError, BuildJob, Built, GitLocation, ImageBuilder};
 use spaceport_runtime::build::LogBook;
@@ -12,8 +14,8 @@ use spaceport_runtime::config::Sdk;
 use spaceport_runtime::engine::DockerEngine;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
+use support::git;
 
 const README: &str = "---\ntitle: Hello\nsdk: docker\napp_port: 8080\n---\n\n# Hello\n";
 const DOCKERFILE: &str =
@@ -32,22 +34,6 @@ async fn docker() -> Option<Arc<DockerEngine>> {
             None
         }
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.invalid",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// A repository with the given README and the tiny Dockerfile; returns

@@ -7,11 +7,12 @@
 //! fails the scenario. The tests run on several threads: `git` blocks
 //! the one that runs it.
 
+mod support;
+
 use std::collections::VecDeque;
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::git;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -322,22 +323,6 @@ impl Fixture {
         git(&work, &["push", "-q", &url, "main"]);
         git(&work, &["rev-parse", "HEAD"]).trim().to_owned()
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 const README: &str = "---\ntitle: Demo\nsdk: gradio\napp_file: app.py\n---\n# Demo\n";

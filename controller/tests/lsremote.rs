@@ -1,31 +1,16 @@
 //! Resolving refs with the real git against real repositories on disk, and
 //! against loopback servers that answer badly or not at all.
 
+mod support;
+
 use spaceport_controller::build::GitCredentials;
 use spaceport_controller::source::git::GitError;
 use spaceport_controller::source::lsremote::{ResolveError, resolve};
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
+use support::git;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.invalid",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 /// A bare repository and a working clone that pushes to it.
 struct Remote {

@@ -1,4 +1,4 @@
-//! Helpers shared by the source tests: Space fixtures and real git
+//! Helpers shared by the controller's tests: Space fixtures and real git
 //! repositories on disk.
 #![allow(dead_code)] // each test file uses a part of it
 
@@ -31,6 +31,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .args(["-c", "user.name=T", "-c", "user.email=t@example.invalid"])
         .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
         .output()
         .unwrap();
     assert!(out.status.success(), "git {args:?}: {out:?}");
