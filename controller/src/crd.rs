@@ -12,6 +12,7 @@ use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spaceport_runtime::config::{SpaceConfig, StorageTier};
+use spaceport_runtime::plan::SpaceId;
 use spaceport_runtime::stage::Stage;
 use std::collections::BTreeMap;
 
@@ -33,13 +34,21 @@ pub const REBUILD_ANNOTATION: &str = "spaceport.dev/rebuild-requested-at";
 /// its owner is the id's owner, not the namespace.
 pub const HUB_SPACE_ANNOTATION: &str = "spaceport.dev/hub-space";
 
+/// The hub Space a resource stands for, from its annotations; `None` for a
+/// resource the hub did not make (or whose annotation is not an id).
+pub fn hub_space(annotations: &BTreeMap<String, String>) -> Option<SpaceId> {
+    annotations
+        .get(HUB_SPACE_ANNOTATION)
+        .and_then(|v| SpaceId::parse(v).ok())
+}
+
 /// The Space id a resource is served under: the hub's id when the hub made
 /// it, else `namespace/name`.
 pub fn space_id(space: &Space) -> String {
     use kube::ResourceExt;
-    match space.annotations().get(HUB_SPACE_ANNOTATION) {
-        Some(id) if id.split('/').count() == 2 => id.clone(),
-        _ => format!(
+    match hub_space(space.annotations()) {
+        Some(id) => id.to_string(),
+        None => format!(
             "{}/{}",
             space.namespace().unwrap_or_else(|| "default".into()),
             space.name_any()

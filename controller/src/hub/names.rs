@@ -62,13 +62,7 @@ pub fn secret_name(resource: &str) -> String {
     format!("{resource}-secrets")
 }
 
-/// The hub Space a resource stands for, from its annotations; `None` for a
-/// resource the hub did not make (or whose annotation is not an id).
-pub fn space_of(annotations: &std::collections::BTreeMap<String, String>) -> Option<SpaceId> {
-    annotations
-        .get(HUB_SPACE_ANNOTATION)
-        .and_then(|v| SpaceId::parse(v).ok())
-}
+pub use crate::crd::hub_space as space_of;
 
 /// Whether the hub may write the resource `name` for `space`: yes when it
 /// does not exist or stands for this very Space; else why not.
