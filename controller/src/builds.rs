@@ -10,7 +10,7 @@
 //! outcome. The status change wakes the reconcile, which rolls out the image.
 
 use crate::build::{BuildError, BuildJob, Built, ImageBuilder};
-use crate::crd::{BuildResult, BuildStatus, COMMIT_ANNOTATION, REBUILD_ANNOTATION, Space};
+use crate::crd::{BuildResult, BuildStatus, REBUILD_ANNOTATION, Space};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -30,9 +30,7 @@ pub fn due(space: &Space) -> Option<String> {
     if space.spec.source.image.is_some() {
         return None;
     }
-    let commit = space
-        .annotations()
-        .get(COMMIT_ANNOTATION)?
+    let commit = crate::source::api::annotated_commit(space)?
         .trim()
         .to_owned();
     if commit.is_empty() {
@@ -264,6 +262,7 @@ pub fn started(commit: &str, now: &str) -> BuildStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::COMMIT_ANNOTATION;
     use crate::crd::{SpaceSource, SpaceSpec, SpaceStatus};
 
     fn space(
