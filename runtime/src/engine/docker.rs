@@ -59,8 +59,17 @@ impl DockerEngine {
     /// version with the engine.
     pub async fn connect() -> Result<Self> {
         let docker = Docker::connect_with_defaults().map_err(api)?;
-        let docker = docker.negotiate_version().await.map_err(api)?;
-        docker.ping().await.map_err(api)?;
+        Self::ready(docker, api).await
+    }
+
+    /// Agrees on an API version with a connected engine, checks that it
+    /// answers, and reads its CPU count.
+    async fn ready(
+        docker: Docker,
+        err: impl Fn(bollard::errors::Error) -> EngineError,
+    ) -> Result<Self> {
+        let docker = docker.negotiate_version().await.map_err(&err)?;
+        docker.ping().await.map_err(&err)?;
         let host_nano_cpus = docker
             .info()
             .await
@@ -104,25 +113,10 @@ impl DockerEngine {
             }
         }
         .map_err(|e| EngineError::Unavailable(format!("{endpoint}: {e}")))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| EngineError::Unavailable(format!("{endpoint}: {e}")))?;
-        docker
-            .ping()
-            .await
-            .map_err(|e| EngineError::Unavailable(format!("{endpoint}: {e}")))?;
-        let host_nano_cpus = docker
-            .info()
-            .await
-            .ok()
-            .and_then(|i| i.ncpu)
-            .filter(|n| *n > 0)
-            .map(|n| n * 1_000_000_000);
-        Ok(DockerEngine {
-            docker,
-            host_nano_cpus,
+        Self::ready(docker, |e| {
+            EngineError::Unavailable(format!("{endpoint}: {e}"))
         })
+        .await
     }
 
     /// The bollard client, for callers that need more than the trait.
