@@ -24,16 +24,14 @@ use bytes::Bytes;
 use http::header::{
     CONNECTION, CONTENT_TYPE, FORWARDED, HOST, LOCATION, SET_COOKIE, UPGRADE, USER_AGENT,
 };
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
 };
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Frame, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
 use crate::access::{self, Decision};
 use crate::balance::{self, Lease};
@@ -43,14 +41,13 @@ use crate::meter::{self, SpaceMeter};
 use crate::pages::Failure;
 use crate::route::{CompiledRoute, Resolution};
 use crate::server::Shared;
+use crate::upstream::{self, Reuse, SendError};
 use crate::wake::{self, Outcome};
 
 /// Errors of any body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type of every request and response the proxy passes on.
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
-/// The pooled HTTP/1.1 client to upstreams.
-pub type UpstreamClient = Client<HttpConnector, ProxyBody>;
 
 /// The request id header, set on the upstream request and the response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -81,61 +78,40 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
-/// Builds the upstream client.
-pub(crate) fn client(connect_timeout: Duration) -> UpstreamClient {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    http.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        // Proxied heads and small bodies: one copied buffer and one write
-        // beat vectored writes (measured with proxy/bench/run.sh).
-        .http1_writev(false)
-        .build(http)
-}
-
-thread_local! {
-    /// Upstream pools of this thread, one per proxy. A pooled connection's
-    /// task runs on the thread that opened it; keeping pools per thread
-    /// keeps a request and its upstream connection on one thread, with no
-    /// cross-thread wakeups (measured: about one futex call per request
-    /// otherwise).
-    static CLIENTS: std::cell::RefCell<Vec<(usize, UpstreamClient)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with this thread's upstream client for `shared`.
-pub(crate) fn with_client<R>(shared: &Shared, f: impl FnOnce(&UpstreamClient) -> R) -> R {
-    let key = std::ptr::from_ref(shared) as usize;
-    CLIENTS.with(|clients| {
-        let mut clients = clients.borrow_mut();
-        let i = match clients.iter().position(|(k, _)| *k == key) {
-            Some(i) => i,
-            None => {
-                clients.push((key, client(shared.config.timeouts.connect)));
-                clients.len() - 1
-            }
-        };
-        f(&clients[i].1)
-    })
-}
+/// [`HOP_BY_HOP`], parsed once.
+static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    UPGRADE,
+];
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // Most messages carry none: one pass over the names settles it.
+    if !headers.keys().any(|k| HOP_BY_HOP_NAMES.contains(k)) {
+        return;
     }
-    for name in HOP_BY_HOP {
+    if headers.contains_key(CONNECTION) {
+        // Names beyond the fixed list; usually none ("keep-alive", "close").
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .filter(|n| !HOP_BY_HOP_NAMES.contains(n))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP_NAMES {
         headers.remove(name);
     }
 }
@@ -206,15 +182,27 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
             return v.clone();
         }
     }
-    static SEED: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    // 64 random bits per process and a counter: unique, and far cheaper
+    // than hashing per request (ids need not be unpredictable).
+    static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let seed = SEED.get_or_init(Default::default);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(u64::from(std::process::id()));
+        h.finish()
+    });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut a = seed.build_hasher();
-    a.write_u64(n);
-    let mut b = seed.build_hasher();
-    b.write_u64(!n);
-    HeaderValue::try_from(format!("{:016x}{:016x}", a.finish(), b.finish())).expect("hex")
+    let mut out = [0u8; 32];
+    hex_u64(prefix, &mut out[..16]);
+    hex_u64(n, &mut out[16..]);
+    HeaderValue::from_bytes(&out).expect("hex is a valid header value")
+}
+
+fn hex_u64(v: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in out.iter_mut().enumerate().take(16) {
+        *b = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
 }
 
 /// Sets X-Forwarded-* and `Forwarded` for the upstream.
@@ -226,27 +214,37 @@ pub fn set_forwarded(
     prefix: Option<&str>,
     trust: bool,
 ) {
-    let client_s = client.to_string();
+    let client_s = ip_string(client);
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if trust => format!("{prev}, {client_s}"),
+        Some(prev) if trust => [prev, ", ", &client_s].concat(),
         _ => client_s.clone(),
-    };
-    let for_node = match client {
-        IpAddr::V4(_) => client_s,
-        IpAddr::V6(_) => format!("\"[{client_s}]\""),
     };
     let proto = match headers
         .get(&X_FORWARDED_PROTO)
         .and_then(|v| v.to_str().ok())
     {
-        Some(p) if trust && (p == "http" || p == "https") => p.to_owned(),
-        _ => proto.to_owned(),
+        Some("http") if trust => "http",
+        Some("https") if trust => "https",
+        _ => proto,
     };
-    let fwd = format!("for={for_node};host=\"{host}\";proto={proto}");
-    let fwd = match headers.get(FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) if trust => format!("{prev}, {fwd}"),
-        _ => fwd,
-    };
+    let mut fwd = String::with_capacity(32 + client_s.len() + host.as_str().len());
+    if trust && let Some(prev) = headers.get(FORWARDED).and_then(|v| v.to_str().ok()) {
+        fwd.push_str(prev);
+        fwd.push_str(", ");
+    }
+    fwd.push_str("for=");
+    match client {
+        IpAddr::V4(_) => fwd.push_str(&client_s),
+        IpAddr::V6(_) => {
+            fwd.push_str("\"[");
+            fwd.push_str(&client_s);
+            fwd.push_str("]\"");
+        }
+    }
+    fwd.push_str(";host=\"");
+    fwd.push_str(host.as_str());
+    fwd.push_str("\";proto=");
+    fwd.push_str(proto);
     let keep_host = trust && headers.contains_key(&X_FORWARDED_HOST);
     let set = |h: &mut HeaderMap, k: &HeaderName, v: String| {
         if let Ok(v) = HeaderValue::try_from(v) {
@@ -254,16 +252,43 @@ pub fn set_forwarded(
         }
     };
     set(headers, &X_FORWARDED_FOR, xff);
-    set(headers, &X_FORWARDED_PROTO, proto);
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
+    );
     set(headers, &FORWARDED, fwd);
     if !keep_host {
-        set(headers, &X_FORWARDED_HOST, host.to_string());
+        set(headers, &X_FORWARDED_HOST, host.as_str().to_owned());
     }
     match prefix {
         Some(p) => set(headers, &X_FORWARDED_PREFIX, p.to_owned()),
         None => {
             headers.remove(&X_FORWARDED_PREFIX);
         }
+    }
+}
+
+/// The address as text; IPv4 without the formatting machinery (it runs
+/// for every request).
+fn ip_string(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut s = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if octet >= 100 {
+                    s.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    s.push(char::from(b'0' + octet / 10 % 10));
+                }
+                s.push(char::from(b'0' + octet % 10));
+            }
+            s
+        }
+        IpAddr::V6(v6) => v6.to_string(),
     }
 }
 
@@ -328,9 +353,19 @@ struct Observed<B> {
     inbound: bool,
     limit: Option<u64>,
     seen: u64,
+    /// The upstream connection, pooled again once the body has ended.
+    reuse: Option<Reuse>,
     _lease: Option<Lease>,
     _active: Option<ActiveGuard>,
     _stream: Option<StreamGuard>,
+}
+
+impl<B> Observed<B> {
+    fn release(&mut self) {
+        if let Some(r) = self.reuse.take() {
+            r.release();
+        }
+    }
 }
 
 impl<B> Body for Observed<B>
@@ -365,10 +400,20 @@ where
                     }
                     this.idle.touch();
                 }
+                if this.inner.is_end_stream() {
+                    this.release();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            other => other.map(|_| None),
+            Poll::Ready(Some(Err(e))) => {
+                this.reuse = None;
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                this.release();
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -410,21 +455,17 @@ pub(crate) async fn probe(
     path: &str,
     timeout: Duration,
 ) -> bool {
-    let Ok(uri) = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(authority.clone())
-        .path_and_query(path)
-        .build()
-    else {
+    let Ok(pq) = path.parse::<PathAndQuery>() else {
         return false;
     };
-    let req = Request::get(uri)
+    let req = Request::get(Uri::from(pq))
+        .header(HOST, authority.as_str())
         .header(USER_AGENT, "spaceport-proxy health probe")
         .body(Empty::new().map_err(|e| match e {}).boxed())
         .expect("valid probe");
-    let sent = with_client(shared, |c| c.request(req));
+    let sent = upstream::send(authority, req, shared.config.timeouts.connect);
     match tokio::time::timeout(timeout, sent).await {
-        Ok(Ok(resp)) => resp.status().as_u16() < 500,
+        Ok(Ok((resp, _))) => resp.status().as_u16() < 500,
         _ => false,
     }
 }
@@ -663,11 +704,15 @@ where
     );
     let sticky_path = prefix.map_or_else(|| "/".to_owned(), |p| format!("{p}/"));
     headers.insert(X_REQUEST_ID.clone(), id.clone());
-    headers.insert(
-        HOST,
-        HeaderValue::from_str(authority.as_str())
-            .map_err(|_| Failure::BadRequest("invalid Host header"))?,
-    );
+    // A Host header, when sent, is the authority already (checked in
+    // request_host); HTTP/2 clients send :authority instead.
+    if !headers.contains_key(HOST) {
+        headers.insert(
+            HOST,
+            HeaderValue::from_str(authority.as_str())
+                .map_err(|_| Failure::BadRequest("invalid Host header"))?,
+        );
+    }
     parts.version = Version::HTTP_11;
 
     let bodiless = body.is_end_stream();
@@ -678,6 +723,7 @@ where
         inbound: true,
         limit: Some(cfg.limits.max_body_bytes),
         seen: 0,
+        reuse: None,
         _lease: None,
         _active: None,
         _stream: None,
@@ -686,7 +732,7 @@ where
     let mut parts = Some(parts);
     let mut avoid = None;
     let mut attempt = 0;
-    let (lease, resp) = loop {
+    let (lease, resp, reuse) = loop {
         attempt += 1;
         let lease = rt
             .balancer
@@ -696,12 +742,6 @@ where
                 reason: "the Space has no running replica".into(),
                 retry_after: cfg.wake.retry_after,
             })?;
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(lease.endpoint().authority().clone())
-            .path_and_query(upstream_pq.clone())
-            .build()
-            .map_err(|_| Failure::BadRequest("invalid request target"))?;
         let body = match pending_body.take() {
             Some(b) => b,
             None => Empty::new().map_err(|e| match e {}).boxed(),
@@ -723,38 +763,38 @@ where
             }
         };
         let mut up = Request::from_parts(head, body);
-        *up.uri_mut() = uri;
+        *up.uri_mut() = Uri::from(upstream_pq.clone());
         let sent = tokio::time::timeout(
             cfg.timeouts.response_head,
-            with_client(shared, |c| c.request(up)),
+            upstream::send(lease.endpoint().authority(), up, cfg.timeouts.connect),
         )
         .await;
         match sent {
-            Ok(Ok(resp)) => break (lease, resp),
+            Ok(Ok((resp, reuse))) => break (lease, resp, reuse),
             Err(_) => {
                 return Err(Failure::GatewayTimeout(
                     space.clone(),
                     format!("no response within {:?}", cfg.timeouts.response_head),
                 ));
             }
-            Ok(Err(e)) => {
+            Ok(Err(SendError::Http(e))) => {
                 if caused_by_limit(&e) {
                     return Err(Failure::BodyTooLarge);
                 }
-                if e.is_connect() {
-                    let backoff = lease.endpoint().failed();
-                    rt.meter.ejected();
-                    tracing::warn!(space = %space, upstream = %lease.endpoint().authority(), ?backoff, error = %describe(&e), "upstream ejected");
-                    if bodiless && attempt < 2 && rt.balancer.len() > 1 {
-                        avoid = Some(lease.endpoint().clone());
-                        continue;
-                    }
-                    return Err(Failure::BadGateway(
-                        space.clone(),
-                        "could not connect to the app".into(),
-                    ));
-                }
                 return Err(Failure::BadGateway(space.clone(), describe(&e)));
+            }
+            Ok(Err(e @ SendError::Connect(_))) => {
+                let backoff = lease.endpoint().failed();
+                rt.meter.ejected();
+                tracing::warn!(space = %space, upstream = %lease.endpoint().authority(), ?backoff, error = %e, "upstream ejected");
+                if bodiless && attempt < 2 && rt.balancer.len() > 1 {
+                    avoid = Some(lease.endpoint().clone());
+                    continue;
+                }
+                return Err(Failure::BadGateway(
+                    space.clone(),
+                    "could not connect to the app".into(),
+                ));
             }
         }
     };
@@ -781,6 +821,8 @@ where
         tokio::spawn(async move {
             let _guard = guard;
             let _lease = lease;
+            // The connection becomes the tunnel; it is never pooled again.
+            let _connection = reuse;
             // From here on the tunnel counts as an open stream, not a request.
             drop(in_flight);
             let (Ok(c), Ok(u)) = tokio::join!(client_upgrade, upstream_upgrade) else {
@@ -825,17 +867,22 @@ where
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let download = Observed {
+    let mut download = Observed {
         inner: rbody,
         meter,
         idle: rt.idle.clone(),
         inbound: false,
         limit: None,
         seen: 0,
+        reuse: Some(reuse),
         _lease: Some(lease),
         _active: Some(in_flight),
         _stream: is_stream.then(|| stream_guard(&rt.idle, metering.then_some(&rt.meter))),
     };
+    if download.inner.is_end_stream() {
+        // Nothing to read (HEAD, 204, 304): the connection is free now.
+        download.release();
+    }
     Ok(Response::from_parts(rparts, download.boxed()))
 }
 
@@ -977,6 +1024,21 @@ mod tests {
                 .unwrap()
                 .starts_with("for=\"[::1]\"")
         );
+    }
+
+    #[test]
+    fn addresses_are_written_as_text() {
+        for ip in [
+            "0.0.0.0",
+            "10.0.0.1",
+            "127.0.0.1",
+            "192.168.100.255",
+            "8.8.4.4",
+            "::1",
+            "fe80::1",
+        ] {
+            assert_eq!(ip_string(ip.parse().unwrap()), ip);
+        }
     }
 
     #[test]

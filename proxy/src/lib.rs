@@ -35,6 +35,7 @@ pub mod route;
 mod server;
 mod space;
 pub mod tls;
+mod upstream;
 pub mod wake;
 
 pub use access::{AccessChecker, DenyAll, StaticTokens};

@@ -534,3 +534,87 @@ async fn requests_naming_no_space_go_to_the_fallback_and_no_others() {
     assert_eq!(got.status, 404);
     assert!(!got.text().starts_with("hub:"), "{}", got.text());
 }
+
+/// An upstream that counts its connections and answers every request on
+/// a connection with `ok`, closing the connection after one response when
+/// `close_after_one` is set (without saying so in a header, as a crashed
+/// or restarted app would).
+async fn counting_upstream(
+    close_after_one: bool,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = conns.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    buf.drain(..end);
+                    let reply: &[u8] = if head.starts_with("head ") {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+                    } else if head.contains("/empty") {
+                        b"HTTP/1.1 204 No Content\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                    };
+                    if s.write_all(reply).await.is_err() || close_after_one {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused_and_a_closed_one_is_not() {
+    use std::sync::atomic::Ordering;
+    // Kept alive: sequential requests of every kind share one connection.
+    let (up, conns) = counting_upstream(false).await;
+    let (_p, addr) = proxy(config(), vec![route("alice/pool", up)], |b| b).await;
+    for (i, (method, path)) in [("GET", "/"), ("HEAD", "/"), ("GET", "/empty")]
+        .iter()
+        .cycle()
+        .take(30)
+        .enumerate()
+    {
+        let got = send(addr, method, "alice-pool.spaces.test", path, &[], b"").await;
+        assert!(got.status.is_success(), "request {i}: {}", got.status);
+        if *method == "GET" && *path == "/" {
+            assert_eq!(got.text(), "ok");
+        }
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 1, "one pooled connection");
+
+    // Closed by the app after each response: every request still succeeds,
+    // each on a new connection.
+    let (up, conns) = counting_upstream(true).await;
+    let (_p, addr) = proxy(config(), vec![route("alice/closing", up)], |b| b).await;
+    for i in 0..10 {
+        let got = get(addr, "alice-closing.spaces.test", "/", &[]).await;
+        assert_eq!(got.status, 200, "request {i}: {}", got.text());
+        assert_eq!(got.text(), "ok");
+        // Give the proxy's side of the closed connection time to see the
+        // close, as it would between two real visits.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 10);
+}
