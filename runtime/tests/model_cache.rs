@@ -74,6 +74,9 @@ fn push(hub: &Hub, git: &Git, url_path: &str, dir: &Path) {
     git.ok(work.path(), &["push", "-q", "origin", "main"]);
 }
 
+/// Small distinct files of the dataset besides its rows and their copy.
+const DATASET_PARTS: usize = 6;
+
 /// A model repo with a config and 100 MB of weights, and a dataset.
 async fn seed(hub: &Hub, git: &Git) -> (tempfile::TempDir, Vec<u8>) {
     create_repo(hub, "model", "admin/big-model").await;
@@ -88,6 +91,16 @@ async fn seed(hub: &Hub, git: &Git) -> (tempfile::TempDir, Vec<u8>) {
     let data = files.path().join("data");
     std::fs::create_dir_all(data.join("data")).unwrap();
     std::fs::write(data.join("data/rows.csv"), "id,text\n1,hello\n2,world\n").unwrap();
+    // The same bytes under a second name, and a few small parts: a fill
+    // fetches files side by side, and one blob must still come down once.
+    std::fs::write(data.join("data/copy.csv"), "id,text\n1,hello\n2,world\n").unwrap();
+    for i in 0..DATASET_PARTS {
+        std::fs::write(
+            data.join(format!("data/part-{i}.txt")),
+            format!("part {i}\n"),
+        )
+        .unwrap();
+    }
     push(hub, git, "/datasets/admin/rows", &data);
     (files, weights)
 }
@@ -200,6 +213,7 @@ async fn the_real_client_downloads_models_and_datasets_with_ranges() {
     for check in [
         "snapshot_download: ok",
         "hf_hub_download dataset: ok",
+        "files metadata: ok",
         "resume: ok",
     ] {
         assert!(text.contains(check), "{text}");
@@ -379,6 +393,46 @@ async fn fills_are_shared_resumed_and_survive_a_kill() {
     assert_snapshots_whole(&cache, &sha);
     let refs = std::fs::read_to_string(cache.join("models--admin--big-model/refs/main")).unwrap();
     assert_eq!(refs, first["commit"].as_str().unwrap());
+
+    // A dataset of small files, two of them the same bytes: every file is
+    // linked, the shared blob is downloaded once and found the second time.
+    let out = Command::new(env!("CARGO_BIN_EXE_spaceport"))
+        .args([
+            "cache",
+            "fill",
+            "--json",
+            "--dataset",
+            "--endpoint",
+            &hub.base(),
+        ])
+        .args(["--token", ADMIN_TOKEN, "--cache"])
+        .arg(&cache)
+        .arg("admin/rows")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows_len = "id,text\n1,hello\n2,world\n".len();
+    let parts_len: usize = (0..DATASET_PARTS)
+        .map(|i| format!("part {i}\n").len())
+        .sum();
+    assert_eq!(rows["files"], DATASET_PARTS + 2, "{rows}");
+    assert_eq!(rows["hits"], 1, "{rows}");
+    assert_eq!(rows["bytes_downloaded"], rows_len + parts_len, "{rows}");
+    let snap = PathBuf::from(rows["snapshot"].as_str().unwrap());
+    let link_of = |f: &str| std::fs::read_link(snap.join(f)).unwrap();
+    assert_eq!(link_of("data/rows.csv"), link_of("data/copy.csv"));
+    for i in 0..DATASET_PARTS {
+        assert_eq!(
+            std::fs::read_to_string(snap.join(format!("data/part-{i}.txt"))).unwrap(),
+            format!("part {i}\n")
+        );
+    }
+    assert_snapshots_whole(&cache, &sha);
 
     // An interrupted download resumes: only the rest is fetched.
     let dir = tempfile::tempdir().unwrap();

@@ -24,11 +24,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 
 pub use http::Upstream;
 
 use crate::plan::{HubRepoType, Want};
+
+/// How many files of one fill download at the same time.
+const PARALLEL_FILES: usize = 4;
 
 /// Counters of the cache, since start.
 #[derive(Debug, Default)]
@@ -72,6 +76,25 @@ struct Remote {
     /// the git blob id.
     etag: String,
     size: u64,
+}
+
+/// A listed file, checked: a plain path and a blob name that is a git
+/// object id or a SHA-256.
+fn remote_entry(
+    id: &str,
+    listed: &serde_json::Value,
+    path: &str,
+    etag: &str,
+    size: Option<u64>,
+) -> Result<Remote, String> {
+    if !plain_path(path) || !(hex(etag, 40) || hex(etag, 64)) {
+        return Err(format!("{id}: the hub listed an unusable entry {listed}"));
+    }
+    Ok(Remote {
+        path: path.to_owned(),
+        etag: etag.to_ascii_lowercase(),
+        size: size.unwrap_or(0),
+    })
 }
 
 /// The cache under one folder.
@@ -157,9 +180,12 @@ impl HubCache {
         {
             return Err(format!("'{rev}' is not a revision"));
         }
+        // One request where the hub lists blob ids with the revision
+        // (`blobs=true`, as huggingface.co does); the tree listing where
+        // it does not.
         let info = up
             .json(&format!(
-                "/api/{prefix}/{id}/revision/{}",
+                "/api/{prefix}/{id}/revision/{}?blobs=true",
                 encode_path(rev).replace('/', "%2F")
             ))
             .await?;
@@ -168,28 +194,33 @@ impl HubCache {
             .filter(|s| hex(s, 40))
             .ok_or_else(|| format!("{id}@{rev} has no commit"))?
             .to_owned();
-        let tree = up
-            .json(&format!("/api/{prefix}/{id}/tree/{commit}?recursive=true"))
-            .await?;
+        let siblings = info["siblings"].as_array().map(Vec::as_slice);
+        let with_ids = siblings.is_some_and(|s| s.iter().all(|e| e["blobId"].is_string()));
         let mut remote = Vec::new();
-        for e in tree.as_array().map(Vec::as_slice).unwrap_or_default() {
-            if e["type"] != "file" {
-                continue;
+        if let (true, Some(siblings)) = (with_ids, siblings) {
+            for e in siblings {
+                let path = e["rfilename"].as_str().unwrap_or_default();
+                let etag = e["lfs"]["sha256"]
+                    .as_str()
+                    .or_else(|| e["blobId"].as_str())
+                    .unwrap_or_default();
+                remote.push(remote_entry(id, e, path, etag, e["size"].as_u64())?);
             }
-            let path = e["path"].as_str().unwrap_or_default();
-            let size = e["size"].as_u64().unwrap_or(0);
-            let etag = e["lfs"]["oid"]
-                .as_str()
-                .or_else(|| e["oid"].as_str())
-                .unwrap_or_default();
-            if !plain_path(path) || !(hex(etag, 40) || hex(etag, 64)) {
-                return Err(format!("{id}: the hub listed an unusable entry {e}"));
+        } else {
+            let tree = up
+                .json(&format!("/api/{prefix}/{id}/tree/{commit}?recursive=true"))
+                .await?;
+            for e in tree.as_array().map(Vec::as_slice).unwrap_or_default() {
+                if e["type"] != "file" {
+                    continue;
+                }
+                let path = e["path"].as_str().unwrap_or_default();
+                let etag = e["lfs"]["oid"]
+                    .as_str()
+                    .or_else(|| e["oid"].as_str())
+                    .unwrap_or_default();
+                remote.push(remote_entry(id, e, path, etag, e["size"].as_u64())?);
             }
-            remote.push(Remote {
-                path: path.to_owned(),
-                etag: etag.to_ascii_lowercase(),
-                size,
-            });
         }
         if !req.want.files.is_empty() {
             for f in &req.want.files {
@@ -210,21 +241,53 @@ impl HubCache {
             HubRepoType::Dataset => "/datasets".to_owned(),
             HubRepoType::Space => "/spaces".to_owned(),
         };
-        for r in &remote {
-            let url = format!("{base}/{id}/resolve/{commit}/{}", encode_path(&r.path));
-            if let Some(received) = self.fetch_blob(up, &folder, &url, r).await? {
-                report.bytes_downloaded += received;
-                self.stats.misses.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .bytes_downloaded
-                    .fetch_add(received, Ordering::Relaxed);
-            } else {
-                report.hits += 1;
-                report.bytes_reused += r.size;
-                self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                self.stats.bytes_reused.fetch_add(r.size, Ordering::Relaxed);
+        // Files download side by side, a few at a time (the largest
+        // first), so a repo of many small files is not a chain of round
+        // trips; each is linked as soon as it is verified.
+        let mut order: Vec<&Remote> = remote.iter().collect();
+        order.sort_by_key(|r| std::cmp::Reverse(r.size));
+        type Fetch<'a> = std::pin::Pin<
+            Box<dyn Future<Output = Result<(&'a Remote, Option<u64>), String>> + Send + 'a>,
+        >;
+        let jobs: Vec<Fetch<'_>> = order
+            .into_iter()
+            .map(|r| {
+                let url = format!("{base}/{id}/resolve/{commit}/{}", encode_path(&r.path));
+                let (folder, commit) = (&folder, &commit);
+                Box::pin(async move {
+                    let got = self.fetch_blob(up, folder, &url, r).await?;
+                    link(folder, commit, &r.path, &r.etag)?;
+                    Ok((r, got))
+                }) as Fetch<'_>
+            })
+            .collect();
+        let mut fetches = futures_util::stream::iter(jobs).buffer_unordered(PARALLEL_FILES);
+        let mut first_error = None;
+        while let Some(done) = fetches.next().await {
+            match done {
+                Ok((_, Some(received))) => {
+                    report.bytes_downloaded += received;
+                    self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .bytes_downloaded
+                        .fetch_add(received, Ordering::Relaxed);
+                }
+                Ok((r, None)) => {
+                    report.hits += 1;
+                    report.bytes_reused += r.size;
+                    self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    self.stats.bytes_reused.fetch_add(r.size, Ordering::Relaxed);
+                }
+                // The others go on: what they finish is kept for the
+                // next fill.
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
-            link(&folder, &commit, &r.path, &r.etag)?;
+        }
+        drop(fetches);
+        if let Some(e) = first_error {
+            return Err(e);
         }
         let snapshot = folder.join("snapshots").join(&commit);
         std::fs::create_dir_all(&snapshot).map_err(|e| io("create", &snapshot, e))?;
@@ -334,11 +397,20 @@ impl HubCache {
         if append {
             hash.update_from(partial).await?;
         }
-        // Writing and checking happen on a thread of their own, fed the
-        // chunks as they arrive: the download's path only receives.
-        let (to_writer, chunks) = std::sync::mpsc::sync_channel::<bytes::Bytes>(256);
+        // Writing and checking happen on threads of their own, each fed
+        // the chunks as they arrive (the same buffers, shared): the
+        // download's path only receives, and the SHA-256 of one chunk is
+        // computed while the one before is written.
+        let (to_writer, chunks) = std::sync::mpsc::sync_channel::<bytes::Bytes>(64);
+        let (to_hasher, hash_chunks) = std::sync::mpsc::sync_channel::<bytes::Bytes>(64);
+        let hasher = std::thread::spawn(move || {
+            for chunk in hash_chunks {
+                hash.update(&chunk);
+            }
+            hash.finish()
+        });
         let path = partial.to_owned();
-        // A third thread pushes what is written so far to the disk every
+        // A fourth thread pushes what is written so far to the disk every
         // few tens of MB, so the fsync before the rename has little left.
         let flush_file = file.try_clone().map_err(|e| io("open", partial, e))?;
         let (flush_now, flushes) = std::sync::mpsc::sync_channel::<()>(1);
@@ -350,26 +422,38 @@ impl HubCache {
         let writer = std::thread::spawn(move || -> Result<(), String> {
             use std::io::Write;
             const FLUSH_EVERY: u64 = 32 << 20;
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            // Chunks of 64 KiB and more (the usual on a fast link) are
+            // written straight from the received buffer; smaller ones
+            // are gathered first.
+            let mut out = std::io::BufWriter::with_capacity(64 << 10, file);
             let mut since_flush = 0u64;
-            for chunk in chunks {
-                out.write_all(&chunk).map_err(|e| io("write", &path, e))?;
-                hash.update(&chunk);
-                since_flush += chunk.len() as u64;
-                if since_flush >= FLUSH_EVERY {
-                    since_flush = 0;
-                    out.flush().map_err(|e| io("write", &path, e))?;
-                    // Skipped while the last one still runs.
-                    let _ = flush_now.try_send(());
+            let written = (|| {
+                for chunk in chunks {
+                    // A hasher that stopped has panicked; its join says so.
+                    let _ = to_hasher.send(chunk.clone());
+                    out.write_all(&chunk).map_err(|e| io("write", &path, e))?;
+                    since_flush += chunk.len() as u64;
+                    if since_flush >= FLUSH_EVERY {
+                        since_flush = 0;
+                        out.flush().map_err(|e| io("write", &path, e))?;
+                        // Skipped while the last one still runs.
+                        let _ = flush_now.try_send(());
+                    }
                 }
-            }
+                Ok::<_, String>(())
+            })();
+            drop(to_hasher);
             drop(flush_now);
+            let checked = hasher
+                .join()
+                .unwrap_or_else(|_| Err("the checking thread panicked".to_owned()));
+            written?;
             let file = out
                 .into_inner()
                 .map_err(|e| io("write", &path, e.into_error()))?;
             let _ = flusher.join();
             file.sync_all().map_err(|e| io("sync", &path, e))?;
-            hash.finish()
+            checked
         });
         let mut body = resp.into_body();
         let mut received = 0u64;

@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 
-from huggingface_hub import hf_hub_download, snapshot_download
+from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 
 endpoint, token, model, dataset, weights_sha, cutting = sys.argv[1:7]
 
@@ -36,6 +36,20 @@ with tempfile.TemporaryDirectory() as cache:
                            endpoint=endpoint, token=token, cache_dir=cache)
     assert open(path).read().startswith("id,text"), "rows.csv differs"
     print("hf_hub_download dataset: ok")
+
+# The files' metadata as model_info(files_metadata=True) reads it: blob
+# ids and sizes, and the SHA-256 of the large file.
+info = HfApi(endpoint=endpoint, token=token).model_info(model, files_metadata=True)
+by_name = {s.rfilename: s for s in info.siblings}
+assert sorted(by_name) == ["config.json", "weights.bin"], sorted(by_name)
+big = by_name["weights.bin"]
+assert big.lfs is not None and big.lfs.sha256 == weights_sha, big
+assert big.size == big.lfs.size and len(big.blob_id) == 40, big
+small = by_name["config.json"]
+config = b'{"hidden_size": 8}\n'
+config_id = hashlib.sha1(b"blob %d\0" % len(config) + config).hexdigest()
+assert small.lfs is None and small.size == len(config) and small.blob_id == config_id, small
+print("files metadata: ok")
 
 with tempfile.TemporaryDirectory() as cache:
     # The connection breaks off in the middle of the file: the client asks

@@ -354,14 +354,26 @@ fn summary_json<E: ContainerEngine>(hub: &Hub<E>, repo: &Repo) -> Value {
     v
 }
 
+/// `?blobs=true` of a repo's info: siblings with their blob ids, sizes
+/// and, for large files, their SHA-256 (`model_info(files_metadata=True)`).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct InfoQuery {
+    #[serde(default)]
+    blobs: Option<String>,
+}
+
 async fn info<E: ContainerEngine>(
     hub: &Hub<E>,
     caller: &Caller,
     kind: RepoKind,
-    owner: &str,
-    name: &str,
+    (owner, name): (&str, &str),
     rev: Option<&str>,
+    query: &InfoQuery,
 ) -> ApiResult<Json<Value>> {
+    let blobs = query
+        .blobs
+        .as_deref()
+        .is_some_and(|v| matches!(v, "1" | "true" | "True"));
     let id = repo_id(kind, owner, name)?;
     let repo = readable(hub, caller, kind, &id)?;
     let mut v = summary_json(hub, &repo);
@@ -398,13 +410,34 @@ async fn info<E: ContainerEngine>(
     let mut siblings = Vec::new();
     if let Some(sha) = &sha {
         v["sha"] = Value::from(sha.clone());
-        for (path, size) in hub
-            .repos()
-            .list_files(kind, &repo.id, sha)
-            .await
-            .map_err(ApiError::internal)?
-        {
-            siblings.push(json!({ "rfilename": path, "size": size }));
+        if blobs {
+            let items = hub
+                .repos()
+                .list_tree(kind, &repo.id, sha, None, true)
+                .await
+                .map_err(ApiError::internal)?;
+            for item in items {
+                let Some(size) = item.size else { continue };
+                let mut s = json!({ "rfilename": item.path, "blobId": item.oid, "size": size });
+                if size >= crate::repos::LARGE_FILE_BYTES {
+                    let (_, sha256) = hub
+                        .repos()
+                        .large_blob(kind, &repo.id, &item.oid)
+                        .await
+                        .map_err(ApiError::internal)?;
+                    s["lfs"] = json!({ "sha256": sha256, "size": size, "pointerSize": 134 });
+                }
+                siblings.push(s);
+            }
+        } else {
+            for (path, size) in hub
+                .repos()
+                .list_files(kind, &repo.id, sha)
+                .await
+                .map_err(ApiError::internal)?
+            {
+                siblings.push(json!({ "rfilename": path, "size": size }));
+            }
         }
         if let Ok(Some(readme)) = hub
             .repos()
@@ -432,16 +465,18 @@ macro_rules! info_handlers {
             State(hub): State<Hub<E>>,
             caller: Caller,
             Path((owner, name)): Path<(String, String)>,
+            Query(q): Query<InfoQuery>,
         ) -> ApiResult<Json<Value>> {
-            info(&hub, &caller, $kind, &owner, &name, None).await
+            info(&hub, &caller, $kind, (&owner, &name), None, &q).await
         }
 
         pub async fn $at<E: ContainerEngine>(
             State(hub): State<Hub<E>>,
             caller: Caller,
             Path((owner, name, rev)): Path<(String, String, String)>,
+            Query(q): Query<InfoQuery>,
         ) -> ApiResult<Json<Value>> {
-            info(&hub, &caller, $kind, &owner, &name, Some(&rev)).await
+            info(&hub, &caller, $kind, (&owner, &name), Some(&rev), &q).await
         }
     };
 }
