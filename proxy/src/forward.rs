@@ -816,13 +816,15 @@ where
                 "the app switched protocols unasked".into(),
             ));
         };
+        // The connection becomes the tunnel and is never pooled again; its
+        // sender (and the request channel it keeps allocated, about 8 KB)
+        // goes now, not when the tunnel closes.
+        drop(reuse);
         let guard = stream_guard(&rt.idle, meter.as_ref());
         let tunnel_meter = meter.clone();
         tokio::spawn(async move {
             let _guard = guard;
             let _lease = lease;
-            // The connection becomes the tunnel; it is never pooled again.
-            let _connection = reuse;
             // From here on the tunnel counts as an open stream, not a request.
             drop(in_flight);
             let (Ok(c), Ok(u)) = tokio::join!(client_upgrade, upstream_upgrade) else {

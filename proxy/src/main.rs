@@ -83,6 +83,11 @@ fn config(cli: &Cli) -> ProxyConfig {
     c
 }
 
+// glibc's malloc and free were 13% of the instructions per proxied
+// request (callgrind); mimalloc's thread-local free lists cost a fraction.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
