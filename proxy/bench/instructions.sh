@@ -19,6 +19,7 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-4}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 HOST=bench-hello.spaces.test
+. "$(dirname "$0")/nginx-conf.sh"
 P_UP=19180 P_NGINX=19181 P_SP=19182
 
 for tool in valgrind callgrind_control nginx wrk cargo; do
@@ -75,40 +76,12 @@ SP=$!; PIDS+=($SP)
 wait_port $P_SP
 measure spaceport $SP $P_SP
 
-# nginx as in run.sh, one worker in the foreground so callgrind sees it.
-mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
-cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1;
+# nginx as in run.sh (nginx-conf.sh), one worker in the foreground so
+# callgrind sees it.
+nginx_conf "$WORK" $P_NGINX $P_UP "worker_processes 1;
 master_process off;
 daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 1000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/nginx/tmp/body;
-  proxy_temp_path $WORK/nginx/tmp/proxy;
-  fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-  uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-  scgi_temp_path $WORK/nginx/tmp/scgi;
-  map \$http_upgrade \$connection_upgrade { default upgrade; '' ''; }
-  upstream app { server 127.0.0.1:$P_UP; keepalive 256; }
-  server {
-    listen 127.0.0.1:$P_NGINX;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Host \$host;
-      proxy_set_header Upgrade \$http_upgrade;
-      proxy_set_header Connection \$connection_upgrade;
-      proxy_set_header X-Forwarded-For \$remote_addr;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$host;
-    }
-  }
-}
-NGINX
+events { worker_connections 1000; }"
 valgrind --tool=callgrind --callgrind-out-file="$WORK/nginx.out" \
   nginx -p "$WORK/nginx" -c "$WORK/nginx.conf" 2>"$WORK/valgrind-nginx.log" &
 NG=$!; PIDS+=($NG)

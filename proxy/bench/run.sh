@@ -20,6 +20,7 @@ WS_COUNT=${WS_COUNT:-10000}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 HOST=bench-hello.spaces.test
+. "$(dirname "$0")/nginx-conf.sh"
 P_UP=18080 P_NGINX=18081 P_SP=18082 P_SPOFF=18083
 
 for tool in nginx wrk python3 cargo; do
@@ -64,41 +65,10 @@ BENCH_THREADS=1 "$TOOL" upstream "127.0.0.1:$P_UP" >/dev/null &
 PIDS+=($!)
 wait_port $P_UP
 
-# --- nginx, configured as a careful operator would: keepalive upstreams,
-# no access log, the same forwarded headers spaceport sets ---
-mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
-cat >"$WORK/nginx.conf" <<NGINX
-worker_processes auto;
+# --- nginx (nginx-conf.sh), one worker per core ---
+nginx_conf "$WORK" $P_NGINX $P_UP "worker_processes auto;
 worker_rlimit_nofile 65536;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 30000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/nginx/tmp/body;
-  proxy_temp_path $WORK/nginx/tmp/proxy;
-  fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-  uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-  scgi_temp_path $WORK/nginx/tmp/scgi;
-  map \$http_upgrade \$connection_upgrade { default upgrade; '' ''; }
-  upstream app { server 127.0.0.1:$P_UP; keepalive 256; }
-  server {
-    listen 127.0.0.1:$P_NGINX;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Host \$host;
-      proxy_set_header Upgrade \$http_upgrade;
-      proxy_set_header Connection \$connection_upgrade;
-      proxy_set_header X-Forwarded-For \$remote_addr;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$host;
-      proxy_read_timeout 3600s;
-    }
-  }
-}
-NGINX
+events { worker_connections 30000; }"
 nginx -p "$WORK/nginx" -c "$WORK/nginx.conf"
 wait_port $P_NGINX
 
