@@ -70,10 +70,12 @@ struct Pool {
 }
 
 impl Pool {
+    /// A pooled connection that can take a request now (connections are
+    /// pooled only once ready; one that is not any more has closed).
     fn checkout(&mut self, authority: &str, now: Instant) -> Option<Sender> {
         let list = self.idle.get_mut(authority)?;
         while let Some(c) = list.pop() {
-            if !c.sender.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT {
+            if c.sender.is_ready() && now.duration_since(c.since) < IDLE_TIMEOUT {
                 return Some(c.sender);
             }
         }
@@ -87,13 +89,11 @@ impl Pool {
         {
             self.swept = Some(now);
             self.idle.retain(|_, list| {
-                list.retain(|c| {
-                    !c.sender.is_closed() && now.duration_since(c.since) < IDLE_TIMEOUT
-                });
+                list.retain(|c| c.sender.is_ready() && now.duration_since(c.since) < IDLE_TIMEOUT);
                 !list.is_empty()
             });
         }
-        if sender.is_closed() {
+        if !sender.is_ready() {
             return;
         }
         let list = match self.idle.get_mut(authority) {
@@ -144,15 +144,34 @@ pub(crate) struct Reuse {
 }
 
 impl Reuse {
-    /// Puts the connection back in this thread's pool.
+    /// Puts the connection back in this thread's pool once it can take a
+    /// request: at once when it can now, else when it can (a response may
+    /// end before its request's body has been sent, when the app answered
+    /// early), from a task that waits for that. A connection that closes
+    /// meanwhile is dropped.
     pub(crate) fn release(self) {
-        let now = Instant::now();
-        // A thread being torn down has no pool left: the connection closes.
-        let _ = POOL.try_with(|p| {
-            p.borrow_mut()
-                .put(self.authority.as_str(), self.sender, now)
-        });
+        if self.sender.is_ready() {
+            put(&self.authority, self.sender);
+        } else if !self.sender.is_closed()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let Reuse {
+                authority,
+                mut sender,
+            } = self;
+            rt.spawn(async move {
+                if sender.ready().await.is_ok() {
+                    put(&authority, sender);
+                }
+            });
+        }
     }
+}
+
+fn put(authority: &Authority, sender: Sender) {
+    let now = Instant::now();
+    // A thread being torn down has no pool left: the connection closes.
+    let _ = POOL.try_with(|p| p.borrow_mut().put(authority.as_str(), sender, now));
 }
 
 /// Opens a connection to `authority` (`host:port`) and starts its task.
@@ -199,9 +218,6 @@ pub(crate) async fn send(
     loop {
         let pooled = POOL.with(|p| p.borrow_mut().checkout(authority.as_str(), Instant::now()));
         let Some(mut sender) = pooled else { break };
-        if sender.ready().await.is_err() {
-            continue;
-        }
         match sender.try_send_request(req).await {
             Ok(resp) => {
                 return Ok((

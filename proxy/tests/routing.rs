@@ -618,3 +618,77 @@ async fn upstream_connections_are_reused_and_a_closed_one_is_not() {
     }
     assert_eq!(conns.load(Ordering::SeqCst), 10);
 }
+
+#[tokio::test]
+async fn an_app_answering_before_the_upload_ends_does_not_stall_the_next_request() {
+    // The app answers a POST at once, without reading its body, and keeps
+    // the connection; it answers a GET with `ok`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    if buf.starts_with(b"POST") {
+                        let _ = s
+                            .write_all(
+                                b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n",
+                            )
+                            .await;
+                        // Holds the connection, reading nothing more.
+                        std::future::pending::<()>().await;
+                    }
+                    buf.drain(..end);
+                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let (_p, addr) = proxy(config(), vec![route("alice/upload", up)], |b| b).await;
+    // A client starts a large upload and stalls after the first bytes.
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(
+            b"POST /upload HTTP/1.1\r\nhost: alice-upload.spaces.test\r\ncontent-length: 1000000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    client.write_all(&[b'x'; 1000]).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(client.read(&mut byte).await.unwrap(), 1, "the proxy closed");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // The upload's connection to the app cannot take a request until the
+    // upload ends; the next visit must not wait for it.
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        get(addr, "alice-upload.spaces.test", "/", &[]),
+    )
+    .await
+    .expect("the next request is answered while the upload stalls");
+    assert_eq!(next.status, 200);
+    assert_eq!(next.text(), "ok");
+    drop(client);
+}
