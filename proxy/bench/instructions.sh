@@ -19,32 +19,13 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-4}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 HOST=bench-hello.spaces.test
-. "$(dirname "$0")/nginx-conf.sh"
 P_UP=19180 P_NGINX=19181 P_SP=19182
 
 for tool in valgrind callgrind_control nginx wrk cargo; do
   command -v "$tool" >/dev/null || { echo "instructions.sh needs $tool (apt-get install -y valgrind nginx wrk)" >&2; exit 1; }
 done
-(cd "$ROOT" && cargo build --release -q -p spaceport-proxy --bin spaceport-proxy --example bench_tool)
-BIN=$CARGO_TARGET_DIR/release/spaceport-proxy
-TOOL=$CARGO_TARGET_DIR/release/examples/bench_tool
+. "$ROOT/proxy/bench/common.sh"
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 1 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 did not open" >&2; exit 1
-}
 
 BENCH_THREADS=1 "$TOOL" upstream "127.0.0.1:$P_UP" >/dev/null &
 PIDS+=($!)
@@ -76,7 +57,7 @@ SP=$!; PIDS+=($SP)
 wait_port $P_SP
 measure spaceport $SP $P_SP
 
-# nginx as in run.sh (nginx-conf.sh), one worker in the foreground so
+# nginx as in run.sh (common.sh), one worker in the foreground so
 # callgrind sees it.
 nginx_conf "$WORK" $P_NGINX $P_UP "worker_processes 1;
 master_process off;

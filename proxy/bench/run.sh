@@ -20,7 +20,6 @@ WS_COUNT=${WS_COUNT:-10000}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 HOST=bench-hello.spaces.test
-. "$(dirname "$0")/nginx-conf.sh"
 P_UP=18080 P_NGINX=18081 P_SP=18082 P_SPOFF=18083
 
 for tool in nginx wrk python3 cargo; do
@@ -37,35 +36,15 @@ if [ $((WS_COUNT * 2 + 200)) -gt "$FD_LIMIT" ]; then
   echo "descriptor limit $FD_LIMIT: holding $WS_COUNT WebSockets instead of $WS_REQUESTED" >&2
 fi
 
-echo "building (release)..." >&2
-(cd "$ROOT" && cargo build --release -q -p spaceport-proxy --bin spaceport-proxy --example bench_tool)
-BIN=$CARGO_TARGET_DIR/release/spaceport-proxy
-TOOL=$CARGO_TARGET_DIR/release/examples/bench_tool
+. "$ROOT/proxy/bench/common.sh"
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 did not open" >&2; exit 1
-}
 
 # --- the upstream (one thread, so it is not the bottleneck's twin) ---
 BENCH_THREADS=1 "$TOOL" upstream "127.0.0.1:$P_UP" >/dev/null &
 PIDS+=($!)
 wait_port $P_UP
 
-# --- nginx (nginx-conf.sh), one worker per core ---
+# --- nginx (common.sh), one worker per core ---
 nginx_conf "$WORK" $P_NGINX $P_UP "worker_processes auto;
 worker_rlimit_nofile 65536;
 events { worker_connections 30000; }"

@@ -535,6 +535,23 @@ async fn requests_naming_no_space_go_to_the_fallback_and_no_others() {
     assert!(!got.text().starts_with("hub:"), "{}", got.text());
 }
 
+/// The next request head on `s` (bodies are not read), with what was read
+/// past it kept in `buf`; `None` once the connection ends.
+async fn read_head(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..at + 4]).into_owned();
+            buf.drain(..at + 4);
+            return Some(head);
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// An upstream that counts its connections and answers every request on
 /// a connection with `ok`, closing the connection after one response when
 /// `close_after_one` is set (without saying so in a header, as a crashed
@@ -556,17 +573,8 @@ async fn counting_upstream(
             counted.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    buf.drain(..end);
+                while let Some(head) = read_head(&mut s, &mut buf).await {
+                    let head = head.to_ascii_lowercase();
                     let reply: &[u8] = if head.starts_with("head ") {
                         b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
                     } else if head.contains("/empty") {
@@ -630,16 +638,8 @@ async fn an_app_answering_before_the_upload_ends_does_not_stall_the_next_request
             let (mut s, _) = listener.accept().await.unwrap();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-                    if buf.starts_with(b"POST") {
+                while let Some(head) = read_head(&mut s, &mut buf).await {
+                    if head.starts_with("POST") {
                         let _ = s
                             .write_all(
                                 b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n",
@@ -648,7 +648,6 @@ async fn an_app_answering_before_the_upload_ends_does_not_stall_the_next_request
                         // Holds the connection, reading nothing more.
                         std::future::pending::<()>().await;
                     }
-                    buf.drain(..end);
                     if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                         .await
                         .is_err()

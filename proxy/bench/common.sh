@@ -1,6 +1,36 @@
-# The nginx both proxy benchmarks measure against, configured as a careful
-# operator would: keepalive upstreams, no access log, the same forwarded
-# headers spaceport sets. Sourced by run.sh and instructions.sh.
+# What both proxy benchmarks share; sourced by run.sh and instructions.sh
+# once $ROOT and $CARGO_TARGET_DIR are set.
+
+# The release build of the proxy and the bench tool ($BIN, $TOOL).
+echo "building (release)..." >&2
+(cd "$ROOT" && cargo build --release -q -p spaceport-proxy --bin spaceport-proxy --example bench_tool)
+BIN=$CARGO_TARGET_DIR/release/spaceport-proxy
+TOOL=$CARGO_TARGET_DIR/release/examples/bench_tool
+
+# A work folder ($WORK) and the processes started ($PIDS, and nginx by its
+# pid file), removed and stopped on exit.
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# wait_port PORT: until something listens on 127.0.0.1:PORT (up to 30 s).
+wait_port() {
+  for _ in $(seq 1 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 did not open" >&2; exit 1
+}
+
+# The nginx both measure against, configured as a careful operator would:
+# keepalive upstreams, no access log, the same forwarded headers spaceport
+# sets.
 #
 # nginx_conf WORK PORT UPSTREAM_PORT MAIN: writes WORK/nginx.conf listening
 # on 127.0.0.1:PORT in front of 127.0.0.1:UPSTREAM_PORT; MAIN holds the
