@@ -401,7 +401,9 @@ impl HubCache {
         // the chunks as they arrive (the same buffers, shared): the
         // download's path only receives, and the SHA-256 of one chunk is
         // computed while the one before is written.
-        let (to_writer, chunks) = std::sync::mpsc::sync_channel::<bytes::Bytes>(64);
+        // The receiving side awaits room (it never blocks a runtime
+        // thread); the writer thread blocks on its end.
+        let (to_writer, mut chunks) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
         let (to_hasher, hash_chunks) = std::sync::mpsc::sync_channel::<bytes::Bytes>(64);
         let hasher = std::thread::spawn(move || {
             for chunk in hash_chunks {
@@ -428,7 +430,7 @@ impl HubCache {
             let mut out = std::io::BufWriter::with_capacity(64 << 10, file);
             let mut since_flush = 0u64;
             let written = (|| {
-                for chunk in chunks {
+                while let Some(chunk) = chunks.blocking_recv() {
                     // A hasher that stopped has panicked; its join says so.
                     let _ = to_hasher.send(chunk.clone());
                     out.write_all(&chunk).map_err(|e| io("write", &path, e))?;
@@ -463,7 +465,7 @@ impl HubCache {
                 Ok(f) => {
                     if let Ok(data) = f.into_data() {
                         received += data.len() as u64;
-                        if to_writer.send(data).is_err() {
+                        if to_writer.send(data).await.is_err() {
                             // The writer stopped: its error says why.
                             break;
                         }
