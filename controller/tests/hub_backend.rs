@@ -12,7 +12,7 @@ mod support;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::git;
+use support::{assert_granted, git};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -99,10 +99,7 @@ impl ApiServer {
             while let Some((request, send)) = handle.next_request().await {
                 let method = request.method().as_str().to_owned();
                 let uri = request.uri().clone();
-                assert!(
-                    spaceport_controller::rbac::HUB.allows(&method, &uri.to_string()),
-                    "the chart grants the hub no {method} {uri}"
-                );
+                assert_granted(&spaceport_controller::rbac::HUB, &method, &uri.to_string());
                 let path = uri.path().to_owned();
                 let query = uri.query().unwrap_or_default().to_owned();
                 if method == "GET" && path == SPACES {

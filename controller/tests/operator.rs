@@ -2,6 +2,10 @@
 //! against a mocked API server, and the HTTP surface (health, readiness,
 //! metrics, build logs).
 
+mod support;
+
+use support::assert_granted;
+
 use axum::body::Body as AxumBody;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -51,12 +55,10 @@ async fn answer(handle: &mut Mock, method: &str, path: &str, status: u16, reply:
         .await
         .expect("the call came")
         .expect("a call");
-    assert!(
-        spaceport_controller::rbac::CONTROLLER
-            .allows(request.method().as_str(), &request.uri().to_string()),
-        "the chart grants the controller no {} {}",
-        request.method(),
-        request.uri()
+    assert_granted(
+        &spaceport_controller::rbac::CONTROLLER,
+        request.method().as_str(),
+        &request.uri().to_string(),
     );
     assert_eq!(request.method().as_str(), method, "{}", request.uri());
     assert!(

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use spaceport_controller::crd::Space;
 use spaceport_controller::source::poll::poll_space;
 use std::time::Duration;
-use support::{C1, SPACES, repo, space};
+use support::{C1, SPACES, assert_granted, repo, space};
 
 /// Runs one poll of `space` while the verifier plays `calls`: (method,
 /// path prefix, reply).
@@ -24,10 +24,7 @@ async fn poll(space: &Space, calls: Vec<(&'static str, String, Value)>) -> Resul
             let (request, send) = handle.next_request().await.expect("a call");
             assert_eq!(request.method().as_str(), method);
             let uri = request.uri().to_string();
-            assert!(
-                spaceport_controller::rbac::CONTROLLER.allows(method, &uri),
-                "the chart grants the controller no {method} {uri}"
-            );
+            assert_granted(&spaceport_controller::rbac::CONTROLLER, method, &uri);
             assert!(uri.starts_with(&path), "expected {path}, got {uri}");
             let bytes = request.into_body().collect_bytes().await.unwrap();
             bodies.push(serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null));

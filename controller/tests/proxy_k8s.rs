@@ -5,6 +5,10 @@
 //! order, since the watchers run side by side) and fails when one never
 //! comes, when a call matches none, or when a call's body is wrong.
 
+mod support;
+
+use support::assert_granted;
+
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -97,10 +101,10 @@ impl MockApi {
             while let Some((request, send)) = handle.next_request().await {
                 let (parts, body) = request.into_parts();
                 let uri = parts.uri.to_string();
-                assert!(
-                    spaceport_controller::rbac::PROXY.allows(parts.method.as_str(), &uri),
-                    "the chart grants the proxy no {} {uri}",
-                    parts.method
+                assert_granted(
+                    &spaceport_controller::rbac::PROXY,
+                    parts.method.as_str(),
+                    &uri,
                 );
                 let query = parts.uri.query().unwrap_or("").to_owned();
                 let is_watch = query.split('&').any(|q| q == "watch=true");

@@ -4,6 +4,10 @@
 //! the reconcile hangs and the scenario times out, and one made after the
 //! expected calls (by a task the reconcile left running) fails the verifier.
 
+mod support;
+
+use support::assert_granted;
+
 use http::{Request, Response};
 use k8s_openapi::jiff::Timestamp;
 use kube::client::Body;
@@ -142,10 +146,10 @@ async fn verify(mut handle: Handle<Request<Body>, Response<Body>>, calls: Vec<Ca
     for expected in calls {
         let (request, send) = handle.next_request().await.expect("an API call");
         let uri = request.uri().to_string();
-        assert!(
-            spaceport_controller::rbac::CONTROLLER.allows(request.method().as_str(), &uri),
-            "the chart grants the controller no {} {uri}",
-            request.method()
+        assert_granted(
+            &spaceport_controller::rbac::CONTROLLER,
+            request.method().as_str(),
+            &uri,
         );
         assert_eq!(request.method().as_str(), expected.method, "{uri}");
         assert!(

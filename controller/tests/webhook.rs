@@ -16,7 +16,7 @@ use spaceport_controller::crd::Space;
 use spaceport_controller::source::push::sign;
 use spaceport_controller::source::webhook::router;
 use std::time::Duration;
-use support::{C1, C2, SPACES, repo, space};
+use support::{C1, C2, SPACES, assert_granted, repo, space};
 use tower::ServiceExt;
 use tower_test::mock::Handle;
 
@@ -33,12 +33,10 @@ async fn expect_patches(
             .await
             .expect("the expected patch came")
             .expect("a call");
-        assert!(
-            spaceport_controller::rbac::CONTROLLER
-                .allows(request.method().as_str(), &request.uri().to_string()),
-            "the chart grants the controller no {} {}",
-            request.method(),
-            request.uri()
+        assert_granted(
+            &spaceport_controller::rbac::CONTROLLER,
+            request.method().as_str(),
+            &request.uri().to_string(),
         );
         assert_eq!(request.method(), "PATCH");
         let uri = request.uri().to_string();

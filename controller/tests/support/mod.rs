@@ -49,3 +49,13 @@ pub fn repo(dir: &Path) -> (String, String) {
         git(dir, &["rev-parse", "HEAD"]),
     )
 }
+
+/// Fails the test unless the chart's RBAC grants `component` this call:
+/// every mocked API server checks each call it answers with this.
+pub fn assert_granted(component: &spaceport_controller::rbac::Component, method: &str, uri: &str) {
+    assert!(
+        component.allows(method, uri),
+        "the chart grants the {} no {method} {uri}",
+        component.name
+    );
+}
