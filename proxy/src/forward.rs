@@ -42,6 +42,7 @@ use crate::pages::Failure;
 use crate::route::{CompiledRoute, Resolution};
 use crate::server::Shared;
 use crate::upstream::{self, Reuse, SendError};
+
 use crate::wake::{self, Outcome};
 
 /// Errors of any body.
@@ -91,10 +92,17 @@ static HOP_BY_HOP_NAMES: [HeaderName; 9] = [
     UPGRADE,
 ];
 
+/// Whether `name` is in [`HOP_BY_HOP`]: by length first, since every
+/// message's names pass through here.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    matches!(n.len(), 2 | 7 | 10 | 16 | 17 | 18 | 19) && HOP_BY_HOP.contains(&n)
+}
+
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none: one pass over the names settles it.
-    if !headers.keys().any(|k| HOP_BY_HOP_NAMES.contains(k)) {
+    if !headers.keys().any(is_hop_by_hop) {
         return;
     }
     if headers.contains_key(CONNECTION) {
@@ -134,19 +142,14 @@ pub fn is_upgrade(version: Version, headers: &HeaderMap) -> bool {
 /// the request target's authority (HTTP/2 `:authority`, or an absolute-form
 /// HTTP/1 target) must agree, so neither can smuggle in another Space.
 pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Result<(String, Authority), Failure> {
-    let header = match headers.get_all(HOST).iter().count() {
-        0 => None,
-        1 => {
-            let raw = headers
-                .get(HOST)
-                .and_then(|v| v.to_str().ok())
-                .ok_or(Failure::BadRequest("invalid Host header"))?;
-            Some(
-                raw.parse::<Authority>()
-                    .map_err(|_| Failure::BadRequest("invalid Host header"))?,
-            )
-        }
-        _ => return Err(Failure::BadRequest("more than one Host header")),
+    let mut hosts = headers.get_all(HOST).iter();
+    let header = match (hosts.next(), hosts.next()) {
+        (None, _) => None,
+        (Some(raw), None) => Some(
+            Authority::from_maybe_shared(Bytes::copy_from_slice(raw.as_bytes()))
+                .map_err(|_| Failure::BadRequest("invalid Host header"))?,
+        ),
+        (Some(_), Some(_)) => return Err(Failure::BadRequest("more than one Host header")),
     };
     let target = uri.authority().cloned();
     let authority = match (header, target) {
@@ -214,22 +217,21 @@ pub fn set_forwarded(
     prefix: Option<&str>,
     trust: bool,
 ) {
-    let client_s = ip_string(client);
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if trust => [prev, ", ", &client_s].concat(),
-        _ => client_s.clone(),
+    // Untrusted, the client's values are replaced without being read.
+    let prev = |h: &HeaderMap, name: &HeaderName| {
+        trust
+            .then(|| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned))
+            .flatten()
     };
-    let proto = match headers
-        .get(&X_FORWARDED_PROTO)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some("http") if trust => "http",
-        Some("https") if trust => "https",
+    let proto = match prev(headers, &X_FORWARDED_PROTO).as_deref() {
+        Some("http") => "http",
+        Some("https") => "https",
         _ => proto,
     };
+    let client_s = ip_string(client);
     let mut fwd = String::with_capacity(32 + client_s.len() + host.as_str().len());
-    if trust && let Some(prev) = headers.get(FORWARDED).and_then(|v| v.to_str().ok()) {
-        fwd.push_str(prev);
+    if let Some(prev) = prev(headers, &FORWARDED) {
+        fwd.push_str(&prev);
         fwd.push_str(", ");
     }
     fwd.push_str("for=");
@@ -245,6 +247,10 @@ pub fn set_forwarded(
     fwd.push_str(host.as_str());
     fwd.push_str("\";proto=");
     fwd.push_str(proto);
+    let xff = match prev(headers, &X_FORWARDED_FOR) {
+        Some(prev) => [&prev, ", ", &client_s].concat(),
+        None => client_s,
+    };
     let keep_host = trust && headers.contains_key(&X_FORWARDED_HOST);
     let set = |h: &mut HeaderMap, k: &HeaderName, v: String| {
         if let Ok(v) = HeaderValue::try_from(v) {
@@ -463,7 +469,7 @@ pub(crate) async fn probe(
         .header(USER_AGENT, "spaceport-proxy health probe")
         .body(Empty::new().map_err(|e| match e {}).boxed())
         .expect("valid probe");
-    let sent = upstream::send(authority, req, shared.config.timeouts.connect);
+    let sent = upstream::send(authority, req, false, shared.config.timeouts.connect);
     match tokio::time::timeout(timeout, sent).await {
         Ok(Ok((resp, _))) => resp.status().as_u16() < 500,
         _ => false,
@@ -497,7 +503,7 @@ where
 {
     let id = request_id(req.headers());
     let html = wants_html(req.headers());
-    let mut resp = match route_and_forward(&shared, req, conn, &id).await {
+    let mut resp = match route_and_forward(&shared, req, conn, &id, html).await {
         Ok(r) => r,
         Err(f) => f.response(html),
     };
@@ -510,6 +516,7 @@ async fn route_and_forward<B>(
     req: Request<B>,
     conn: ConnInfo,
     id: &HeaderValue,
+    html: bool,
 ) -> Result<Response<ProxyBody>, Failure>
 where
     B: Body<Data = Bytes> + Send + Sync + Unpin + 'static,
@@ -569,7 +576,9 @@ where
         shared.meter.unrouted.inc();
         return Err(Failure::NotFound);
     };
-    let result = exchange(
+    // Boxed: the exchange is most of this future, and a future is copied
+    // whole at each level it is awaited through; one allocation copies less.
+    let result = Box::pin(exchange(
         shared,
         req,
         conn,
@@ -578,8 +587,9 @@ where
         prefix_len,
         &authority,
         strip_authorization,
+        html,
         start,
-    )
+    ))
     .await;
     if let Err(f) = &result {
         // Failures the proxy answers for a known Space count in its metrics too.
@@ -605,6 +615,7 @@ async fn exchange<B>(
     prefix_len: usize,
     authority: &Authority,
     strip_authorization: bool,
+    html: bool,
     start: Instant,
 ) -> Result<Response<ProxyBody>, Failure>
 where
@@ -617,7 +628,6 @@ where
     if limits::content_length(req.headers()).is_some_and(|n| n > cfg.limits.max_body_bytes) {
         return Err(Failure::BodyTooLarge);
     }
-    let html = wants_html(req.headers());
     let metering = cfg.metering;
     let meter = metering.then(|| rt.meter.clone());
     let in_flight = rt.idle.request();
@@ -629,7 +639,8 @@ where
         } else {
             cfg.wake.api_hold
         };
-        match wake::await_awake(shared, route, hold).await {
+        // Boxed: a rare path, kept out of every request's future.
+        match Box::pin(wake::await_awake(shared, route, hold)).await {
             Outcome::Ready => {}
             Outcome::StillWaking if browser => {
                 return Err(Failure::Waking {
@@ -766,7 +777,12 @@ where
         *up.uri_mut() = Uri::from(upstream_pq.clone());
         let sent = tokio::time::timeout(
             cfg.timeouts.response_head,
-            upstream::send(lease.endpoint().authority(), up, cfg.timeouts.connect),
+            upstream::send(
+                lease.endpoint().authority(),
+                up,
+                upgrade,
+                cfg.timeouts.connect,
+            ),
         )
         .await;
         match sent {
@@ -782,6 +798,9 @@ where
                     return Err(Failure::BodyTooLarge);
                 }
                 return Err(Failure::BadGateway(space.clone(), describe(&e)));
+            }
+            Ok(Err(e @ SendError::Protocol(_))) => {
+                return Err(Failure::BadGateway(space.clone(), e.to_string()));
             }
             Ok(Err(e @ SendError::Connect(_))) => {
                 let backoff = lease.endpoint().failed();
@@ -876,7 +895,7 @@ where
         inbound: false,
         limit: None,
         seen: 0,
-        reuse: Some(reuse),
+        reuse,
         _lease: Some(lease),
         _active: Some(in_flight),
         _stream: is_stream.then(|| stream_guard(&rt.idle, metering.then_some(&rt.meter))),
@@ -1049,6 +1068,23 @@ mod tests {
         let made = request_id(&hdrs(&[("x-request-id", "has space")]));
         assert_eq!(made.len(), 32);
         assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_hop_by_hop_check_knows_exactly_the_list() {
+        for name in HOP_BY_HOP_NAMES.iter() {
+            assert!(is_hop_by_hop(name), "{name}");
+        }
+        for name in [
+            "host",
+            "x-upgrade",
+            "tk",
+            "trailers",
+            "connections",
+            "cookie",
+        ] {
+            assert!(!is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+        }
     }
 
     #[test]

@@ -22,10 +22,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::access::{AccessChecker, DenyAll};
 use crate::config::{ConfigError, ProxyConfig};
@@ -172,6 +173,31 @@ async fn report_loop(shared: Weak<Shared>) {
             s.sink.record(reports).await;
         }
     }
+}
+
+/// Serves one connection until it ends; once `stop` fires, it finishes
+/// the requests in flight and closes (HTTP/2: GOAWAY).
+async fn until_stopped<I, S, B>(
+    conn: auto::UpgradeableConnection<'_, I, S, TokioExecutor>,
+    stop: &CancellationToken,
+) -> Result<(), BoxError>
+where
+    S: hyper::service::Service<Request<hyper::body::Incoming>, Response = Response<B>>,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        biased;
+        r = conn.as_mut() => return r,
+        () = stop.cancelled() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    conn.await
 }
 
 fn admin_response(status: StatusCode, ctype: &'static str, body: String) -> Response<ProxyBody> {
@@ -325,7 +351,9 @@ impl Proxy {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let builder = self.http_builder();
-        let graceful = GracefulShutdown::new();
+        // Open connections, and the signal that asks them to finish.
+        let tracker = TaskTracker::new();
+        let stop = CancellationToken::new();
         let handshake = self.shared.config.timeouts.tls_handshake;
         tokio::pin!(shutdown);
         loop {
@@ -344,9 +372,9 @@ impl Proxy {
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
             let builder = builder.clone();
-            let watcher = graceful.watcher();
+            let stop = stop.clone();
             let tls = tls.clone();
-            tokio::spawn(async move {
+            tracker.spawn(async move {
                 let gauge = shared.meter.connections.clone();
                 gauge.inc();
                 let conn = ConnInfo {
@@ -358,14 +386,14 @@ impl Proxy {
                     None => {
                         let c =
                             builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        watcher.watch(c.into_owned()).await
+                        until_stopped(c, &stop).await
                     }
                     Some(acceptor) => {
                         match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                             Ok(Ok(s)) => {
                                 let c = builder
                                     .serve_connection_with_upgrades(TokioIo::new(s), service);
-                                watcher.watch(c.into_owned()).await
+                                until_stopped(c, &stop).await
                             }
                             Ok(Err(e)) => Err(e.into()),
                             Err(_) => Err("tls handshake timed out".into()),
@@ -379,11 +407,10 @@ impl Proxy {
             });
         }
         drop(listener);
+        stop.cancel();
+        tracker.close();
         let drain = self.shared.config.timeouts.drain;
-        if tokio::time::timeout(drain, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
             tracing::warn!(?drain, "drain timed out; closing remaining connections");
         }
         Ok(())

@@ -535,23 +535,6 @@ async fn requests_naming_no_space_go_to_the_fallback_and_no_others() {
     assert!(!got.text().starts_with("hub:"), "{}", got.text());
 }
 
-/// The next request head on `s` (bodies are not read), with what was read
-/// past it kept in `buf`; `None` once the connection ends.
-async fn read_head(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<String> {
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..at + 4]).into_owned();
-            buf.drain(..at + 4);
-            return Some(head);
-        }
-        match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 /// An upstream that counts its connections and answers every request on
 /// a connection with `ok`, closing the connection after one response when
 /// `close_after_one` is set (without saying so in a header, as a crashed

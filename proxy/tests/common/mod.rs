@@ -20,6 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use spaceport_proxy::{Proxy, ProxyBuilder, ProxyConfig, Route};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Notify, mpsc};
 
@@ -327,4 +328,21 @@ pub fn metric(proxy: &Proxy, series: &str) -> Option<f64> {
         let (name, value) = l.rsplit_once(' ')?;
         (name == series).then(|| value.parse().unwrap())
     })
+}
+
+/// The next request head on `s` (bodies are not read), with what was read
+/// past it kept in `buf`; `None` once the connection ends.
+pub async fn read_head(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..at + 4]).into_owned();
+            buf.drain(..at + 4);
+            return Some(head);
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
