@@ -683,6 +683,8 @@ where
     let upgrade_value = parts.headers.get(UPGRADE).cloned();
     let sticky = balance::sticky_from(&parts.headers).map(str::to_owned);
     let headers = &mut parts.headers;
+    // Room for the forwarded headers and the request id, in one growth.
+    headers.reserve(6);
     strip_hop_by_hop(headers);
     if upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));

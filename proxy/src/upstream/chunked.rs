@@ -295,4 +295,47 @@ mod tests {
             ChunkError("trailers too long")
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// `chunks` in the chunked coding, with an extension on every
+        /// other size line and a trailer.
+        fn encode(chunks: &[Vec<u8>]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for (i, c) in chunks.iter().filter(|c| !c.is_empty()).enumerate() {
+                let ext = if i % 2 == 0 { "" } else { ";a=b" };
+                out.extend_from_slice(format!("{:x}{ext}\r\n", c.len()).as_bytes());
+                out.extend_from_slice(c);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\nx-t: 1\r\n\r\n");
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn any_body_in_any_pieces_comes_back_whole(
+                chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8),
+                step in 1usize..64,
+            ) {
+                let input = [encode(&chunks), b"NEXT".to_vec()].concat();
+                let (body, done, left) = decode_in_pieces(&input, step).unwrap();
+                prop_assert_eq!(body, chunks.concat());
+                prop_assert!(done);
+                prop_assert_eq!(left, 4);
+            }
+
+            #[test]
+            fn any_bytes_decode_or_fail_without_panic_or_invented_data(
+                input in proptest::collection::vec(any::<u8>(), 0..512),
+                step in 1usize..32,
+            ) {
+                if let Ok((body, _, _)) = decode_in_pieces(&input, step) {
+                    prop_assert!(body.len() <= input.len());
+                }
+            }
+        }
+    }
 }

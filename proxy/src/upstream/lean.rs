@@ -157,7 +157,9 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, SendError> {
     }
     let head = buf.split_to(len).freeze();
     let status = StatusCode::from_u16(code).map_err(invalid)?;
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for what the proxy adds on the way out (request id, security
+    // and embedding headers, a sticky cookie) without growing the map.
+    let mut headers = HeaderMap::with_capacity(count + 8);
     for &[ns, nl, vs, vl] in &spans[..count] {
         let (ns, nl, vs, vl) = (ns as usize, nl as usize, vs as usize, vl as usize);
         let name = HeaderName::from_bytes(&head[ns..ns + nl]).map_err(invalid)?;
@@ -555,5 +557,44 @@ mod tests {
             String::from_utf8(head).unwrap(),
             "GET /a/b?c=d HTTP/1.1\r\nhost: app:7860\r\nx-two: 1\r\nx-two: 2\r\n\r\n"
         );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_bytes_parse_or_fail_without_panic(
+                input in proptest::collection::vec(any::<u8>(), 0..512),
+                head_request in any::<bool>(),
+            ) {
+                let mut buf = BytesMut::from(&input[..]);
+                if let Ok(Some(mut head)) = parse_head(&mut buf) {
+                    let _ = framing(head_request, &mut head);
+                }
+            }
+
+            #[test]
+            fn heads_with_any_headers_parse_back(
+                headers in proptest::collection::vec(("[a-z][a-z0-9-]{0,20}", "[ -~]{0,40}"), 0..20),
+                code in 200u16..600,
+            ) {
+                let mut raw = format!("HTTP/1.1 {code} X\r\n");
+                for (k, v) in &headers {
+                    raw.push_str(&format!("{k}: {v}\r\n"));
+                }
+                raw.push_str("\r\nbody");
+                let mut buf = BytesMut::from(raw.as_bytes());
+                let head = parse_head(&mut buf).unwrap().unwrap();
+                prop_assert_eq!(head.status.as_u16(), code);
+                prop_assert_eq!(head.headers.len(), headers.len());
+                for (k, v) in &headers {
+                    let got: Vec<_> = head.headers.get_all(k.as_str()).iter().map(|x| x.as_bytes().to_vec()).collect();
+                    prop_assert!(got.contains(&v.trim().as_bytes().to_vec()), "{} {:?}", k, got);
+                }
+                prop_assert_eq!(&buf[..], b"body");
+            }
+        }
     }
 }
