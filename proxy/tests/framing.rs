@@ -13,34 +13,16 @@ use std::time::Duration;
 
 use common::*;
 use http_body_util::{BodyExt, Empty};
-use tokio::io::AsyncWriteExt;
 
-/// An upstream that answers each request with the raw bytes `reply` gives
-/// for its path (`None`: close the connection without answering), closing
-/// the connection after replies whose path starts with `/close`. Counts
-/// its connections.
+/// An upstream answering each request with the bytes `reply` gives for
+/// its path (`None`: close without answering), and closing the connection
+/// after paths that start with `/close`. Counts its connections.
 async fn scripted(reply: fn(&str) -> Option<Vec<u8>>) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let conns = Arc::new(AtomicUsize::new(0));
-    let counted = conns.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            counted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                while let Some(head) = read_head(&mut s, &mut buf).await {
-                    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
-                    let Some(bytes) = reply(&path) else { return };
-                    if s.write_all(&bytes).await.is_err() || path.starts_with("/close") {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, conns)
+    raw_upstream(move |head: &str| {
+        let path = head.split(' ').nth(1).unwrap_or("/");
+        reply(path).map(|bytes| (bytes, path.starts_with("/close")))
+    })
+    .await
 }
 
 fn replies(path: &str) -> Option<Vec<u8>> {

@@ -545,34 +545,18 @@ async fn counting_upstream(
     std::net::SocketAddr,
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let conns = std::sync::Arc::new(AtomicUsize::new(0));
-    let counted = conns.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            counted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                while let Some(head) = read_head(&mut s, &mut buf).await {
-                    let head = head.to_ascii_lowercase();
-                    let reply: &[u8] = if head.starts_with("head ") {
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
-                    } else if head.contains("/empty") {
-                        b"HTTP/1.1 204 No Content\r\n\r\n"
-                    } else {
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-                    };
-                    if s.write_all(reply).await.is_err() || close_after_one {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, conns)
+    raw_upstream(move |head: &str| {
+        let head = head.to_ascii_lowercase();
+        let reply: &[u8] = if head.starts_with("head ") {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+        } else if head.contains("/empty") {
+            b"HTTP/1.1 204 No Content\r\n\r\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        };
+        Some((reply.to_vec(), close_after_one))
+    })
+    .await
 }
 
 #[tokio::test]

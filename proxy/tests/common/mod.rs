@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,7 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use spaceport_proxy::{Proxy, ProxyBuilder, ProxyConfig, Route};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Notify, mpsc};
 
@@ -345,4 +346,36 @@ pub async fn read_head(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Opti
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// An upstream that answers each request head with the raw bytes `reply`
+/// gives for it, then closes the connection when `reply` says so (`None`:
+/// closes without answering). Bodies are not read. Counts its connections.
+pub async fn raw_upstream<F>(reply: F) -> (SocketAddr, Arc<AtomicUsize>)
+where
+    F: Fn(&str) -> Option<(Vec<u8>, bool)> + Clone + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let counted = conns.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, Ordering::SeqCst);
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while let Some(head) = read_head(&mut s, &mut buf).await {
+                    let Some((bytes, close)) = reply(&head) else {
+                        return;
+                    };
+                    if s.write_all(&bytes).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
 }
