@@ -42,7 +42,6 @@ use crate::pages::Failure;
 use crate::route::{CompiledRoute, Resolution};
 use crate::server::Shared;
 use crate::upstream::{self, Reuse, SendError};
-
 use crate::wake::{self, Outcome};
 
 /// Errors of any body.
