@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::access::TOKEN_COOKIE;
+use crate::access::{APP_COOKIE, TOKEN_COOKIE};
 use crate::limits::{Limits, Timeouts};
 use crate::route::{BoxFuture, Route, RouteError, RouteSource, SpaceId};
 use crate::wake::WakeConfig;
@@ -60,8 +60,17 @@ pub struct ProxyConfig {
     pub path_prefix: String,
     /// Origin of the hub, which may frame Spaces that disable embedding.
     pub hub_origin: Option<String>,
-    /// Cookie holding the hub's sign-in token.
-    pub token_cookie: String,
+    /// Cookie that opens a private Space on its own host (set by the proxy
+    /// from a hub ticket; never forwarded to the app).
+    pub app_cookie: String,
+    /// Cookies of the hub's origin: stripped from every request to an app,
+    /// and refused when an app tries to set them.
+    pub hub_cookies: Vec<String>,
+    /// Sandbox path-routed responses (CSP `sandbox` without
+    /// `allow-same-origin`, no cookies either way): path-routed apps share
+    /// one origin with each other and with whatever else serves the port.
+    /// Off only where that origin holds one app and nothing else.
+    pub sandbox_path_routes: bool,
     /// Trust X-Forwarded-* and Forwarded from the client (only behind a
     /// load balancer that sets them).
     pub trust_forwarded: bool,
@@ -86,7 +95,9 @@ impl Default for ProxyConfig {
             domain: None,
             path_prefix: "/apps".into(),
             hub_origin: None,
-            token_cookie: TOKEN_COOKIE.into(),
+            app_cookie: APP_COOKIE.into(),
+            hub_cookies: vec![TOKEN_COOKIE.into()],
+            sandbox_path_routes: true,
             trust_forwarded: false,
             metering: true,
             visitor_secret: None,
@@ -136,13 +147,16 @@ impl ProxyConfig {
                 "must be an origin such as https://hub.example.com",
             );
         }
-        if self.token_cookie.is_empty()
-            || !self
-                .token_cookie
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return bad("token_cookie", "must be a plain cookie name");
+        let plain = |c: &String| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !plain(&self.app_cookie) {
+            return bad("app_cookie", "must be a plain cookie name");
+        }
+        if !self.hub_cookies.iter().all(plain) {
+            return bad("hub_cookies", "must be plain cookie names");
         }
         if self.limits.max_header_bytes < 1024 {
             return bad("max_header_bytes", "must be at least 1024");

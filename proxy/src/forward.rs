@@ -38,7 +38,9 @@ use crate::balance::{self, Lease};
 use crate::idle::{ActiveGuard, IdleTracker};
 use crate::limits;
 use crate::meter::{self, SpaceMeter};
+use crate::origin;
 use crate::pages::Failure;
+use crate::route::Visibility;
 use crate::route::{CompiledRoute, Resolution};
 use crate::server::Shared;
 use crate::upstream::{self, Reuse, SendError};
@@ -560,12 +562,19 @@ where
     drop(table);
     let rt = route.runtime.clone();
     let space = &rt.space;
+    let path_routed = prefix_len > 0;
+    if !path_routed
+        && route.route.visibility == Visibility::Private
+        && let Some(resp) = Box::pin(sign_in_app(shared, &req, space, &host)).await
+    {
+        return Ok(resp);
+    }
     let decision = access::decide(
         shared.access.as_ref(),
         space,
         route.route.visibility,
         req.headers(),
-        &cfg.token_cookie,
+        (!path_routed).then_some(cfg.app_cookie.as_str()),
     )
     .await;
     let Decision::Allow {
@@ -691,7 +700,13 @@ where
             headers.insert(UPGRADE, u);
         }
     }
-    access::remove_cookie(headers, &cfg.token_cookie);
+    let shared_origin = prefix_len > 0 && cfg.sandbox_path_routes;
+    if shared_origin {
+        // A path route shares its origin: none of its cookies are the app's.
+        headers.remove(http::header::COOKIE);
+    } else {
+        origin::strip_cookies(headers, &shared.reserved_cookies);
+    }
     if strip_authorization {
         headers.remove(http::header::AUTHORIZATION);
     }
@@ -860,6 +875,7 @@ where
             }
         });
         route.headers.apply(&mut rparts.headers);
+        confine(&mut rparts.headers, shared_origin, &shared.reserved_cookies);
         return Ok(Response::from_parts(
             rparts,
             Empty::new().map_err(|e| match e {}).boxed(),
@@ -868,6 +884,7 @@ where
 
     strip_hop_by_hop(&mut rparts.headers);
     route.headers.apply(&mut rparts.headers);
+    confine(&mut rparts.headers, shared_origin, &shared.reserved_cookies);
     if visit_candidate
         && let Some(m) = &meter
         && meter::is_visit_response(status, &rparts.headers)
@@ -906,6 +923,64 @@ where
         download.release();
     }
     Ok(Response::from_parts(rparts, download.boxed()))
+}
+
+/// What an app's response may carry back to the browser: on a path route
+/// (a shared origin) no cookies and a sandboxed document; on its own host
+/// no cookie of the hub's or the proxy's, and none scoped by `Domain`.
+fn confine(headers: &mut HeaderMap, shared_origin: bool, reserved: &[String]) {
+    if shared_origin {
+        origin::sandbox_path_response(headers);
+    } else {
+        origin::confine_set_cookies(headers, reserved);
+    }
+}
+
+/// A private app opened with a hub ticket (`?__sign=`): when the checker
+/// accepts it, the answer is a redirect to the same URL without the ticket
+/// that sets the app cookie on this host. `None`: no ticket, or not a valid
+/// one (the request goes on and is judged without it).
+async fn sign_in_app<B>(
+    shared: &Arc<Shared>,
+    req: &Request<B>,
+    space: &crate::route::SpaceId,
+    host: &str,
+) -> Option<Response<ProxyBody>> {
+    let query = req.uri().query()?;
+    let (ticket, rest) = origin::take_sign_param(query)?;
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return None;
+    }
+    let pass = shared.access.exchange(space, ticket).await?;
+    let location = match rest {
+        Some(q) => format!("{}?{q}", req.uri().path()),
+        None => req.uri().path().to_owned(),
+    };
+    let secure = origin::is_localhost(host) || req.uri().scheme_str() == Some("https");
+    let cookie = origin::app_cookie(
+        &shared.config.app_cookie,
+        &pass.value,
+        pass.max_age.as_secs(),
+        secure,
+    );
+    let mut r = text_response(StatusCode::SEE_OTHER, "signed in\n");
+    let (Ok(loc), Ok(c)) = (
+        HeaderValue::try_from(location),
+        HeaderValue::try_from(cookie),
+    ) else {
+        return None;
+    };
+    r.headers_mut().insert(LOCATION, loc);
+    r.headers_mut().insert(SET_COOKIE, c);
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r.headers_mut().insert(
+        http::header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    Some(r)
 }
 
 trait CloneHead {

@@ -30,6 +30,7 @@ pub mod forward;
 pub mod idle;
 pub mod limits;
 pub mod meter;
+pub mod origin;
 pub mod pages;
 pub mod route;
 mod server;
@@ -38,7 +39,7 @@ pub mod tls;
 mod upstream;
 pub mod wake;
 
-pub use access::{AccessChecker, DenyAll, StaticTokens};
+pub use access::{AccessChecker, AppPass, DenyAll, StaticTokens};
 pub use config::{ConfigError, FileRoutes, ProxyConfig, RoutesFile};
 pub use forward::ConnInfo;
 pub use idle::Activity;

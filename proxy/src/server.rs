@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     sink: Arc<dyn AnalyticsSink>,
     pub(crate) fallback: Option<Arc<dyn Fallback>>,
     pub(crate) meter: Meter,
+    /// The cookies no app may receive or set: the hub's and the app cookie.
+    pub(crate) reserved_cookies: Vec<String>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -150,6 +152,13 @@ impl ProxyBuilder {
             sink: self.sink.unwrap_or_else(|| Arc::new(NoSink)),
             fallback: self.fallback,
             meter: Meter::new(hasher),
+            reserved_cookies: self
+                .config
+                .hub_cookies
+                .iter()
+                .chain(std::iter::once(&self.config.app_cookie))
+                .cloned()
+                .collect(),
             config: self.config,
         });
         if tokio::runtime::Handle::try_current().is_ok() {

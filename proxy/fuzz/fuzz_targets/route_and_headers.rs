@@ -102,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let _ = forward::request_id(&headers);
-    let _ = access::token(&headers, access::TOKEN_COOKIE);
+    let _ = access::token(&headers, Some(access::APP_COOKIE));
     let mut cookies = headers.clone();
     access::remove_cookie(&mut cookies, access::TOKEN_COOKIE);
     assert!(access::cookie(&cookies, access::TOKEN_COOKIE).is_none());

@@ -464,6 +464,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let proxy = Proxy::builder(ProxyConfig {
         domain: Some(args.domain.clone()),
         path_prefix: "/apps".into(),
+        // This port serves one app on loopback and nothing else: no hub, no
+        // other Space shares the origin, and the app must work in the
+        // developer's browser as it will on its own host.
+        sandbox_path_routes: false,
         ..Default::default()
     })
     .waker(DevWaker(readiness.clone()))

@@ -303,10 +303,14 @@ async fn serve<E: ContainerEngine>(
         domain: Some(args.domain.clone()),
         path_prefix: "/apps".into(),
         hub_origin: Some(public_url.clone()),
+        hub_cookies: crate::hub::ui::session::HUB_COOKIES
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect(),
         report_interval: Duration::from_secs(args.analytics_interval),
         ..Default::default()
     })
-    .access(StoreAccess(store.clone()))
+    .access(StoreAccess::new(store.clone()))
     .waker(HubWaker(hub.clone()))
     .sink(StoreSink(store.clone()))
     .fallback(HubFallback(crate::hub::web::router(hub.clone())))

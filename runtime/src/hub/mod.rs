@@ -27,6 +27,7 @@ pub mod server;
 pub mod sleep;
 pub mod statics;
 pub mod status;
+pub mod tickets;
 pub mod ui;
 pub mod volumes;
 pub mod web;

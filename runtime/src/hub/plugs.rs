@@ -3,14 +3,61 @@
 
 use std::sync::Arc;
 
-use spaceport_proxy::{AccessChecker, AnalyticsSink, BoxFuture, SpaceReport};
+use spaceport_proxy::{AccessChecker, AnalyticsSink, AppPass, BoxFuture, SpaceReport};
 
+use super::tickets::{self, Kind, TicketKey};
 use crate::state::Store;
 
-/// A token opens a private Space when its user may read the Space's owner
-/// (the user itself, a member of the organization, or an admin).
+/// The purpose the ticket key is derived for.
+pub const TICKET_KEY_PURPOSE: &str = "app-tickets";
+
+/// The node's ticket key, derived from its secret key.
+pub fn ticket_key(store: &Store) -> TicketKey {
+    TicketKey::new(&store.derived_key(TICKET_KEY_PURPOSE))
+}
+
+/// Who may open a private Space: a hub token whose user may read the
+/// Space's owner (the user itself, a member of the organization, or an
+/// admin), or an app ticket made for that Space and user (while the user
+/// still may read it).
 #[derive(Debug, Clone)]
-pub struct StoreAccess(pub Arc<Store>);
+pub struct StoreAccess {
+    store: Arc<Store>,
+    tickets: TicketKey,
+}
+
+impl StoreAccess {
+    /// The checker over the hub's store and its ticket key.
+    pub fn new(store: Arc<Store>) -> Self {
+        let tickets = ticket_key(&store);
+        Self { store, tickets }
+    }
+
+    /// Whether the user named in a ticket may still read `space`.
+    fn user_may_read(&self, user: &str, space: &spaceport_proxy::SpaceId) -> bool {
+        match self.store.user(user) {
+            Ok(Some(user)) => self.store.can_read(&user, space.owner()).unwrap_or(false),
+            _ => false,
+        }
+    }
+
+    /// The ticket's contents when it is of `kind` and made for `space`.
+    fn ticket_for(
+        &self,
+        value: &str,
+        kind: Kind,
+        space: &spaceport_proxy::SpaceId,
+    ) -> Option<tickets::Ticket> {
+        let t = self.tickets.verify(value, kind, now_secs())?;
+        (t.space == space.to_string() && self.user_may_read(&t.user, space)).then_some(t)
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 
 impl AccessChecker for StoreAccess {
     fn allows<'a>(
@@ -19,11 +66,40 @@ impl AccessChecker for StoreAccess {
         token: &'a str,
     ) -> BoxFuture<'a, bool> {
         Box::pin(async move {
-            match self.0.authenticate(token) {
-                Ok(Some((user, _))) => self.0.can_read(&user, space.owner()).unwrap_or(false),
+            if tickets::is_ticket(token) {
+                return self.ticket_for(token, Kind::App, space).is_some();
+            }
+            match self.store.authenticate(token) {
+                Ok(Some((user, _))) => self.store.can_read(&user, space.owner()).unwrap_or(false),
                 _ => false,
             }
         })
+    }
+
+    fn exchange<'a>(
+        &'a self,
+        space: &'a spaceport_proxy::SpaceId,
+        ticket: &'a str,
+    ) -> BoxFuture<'a, Option<AppPass>> {
+        Box::pin(async move {
+            let t = self.ticket_for(ticket, Kind::Sign, space)?;
+            let value = self.tickets.mint(
+                Kind::App,
+                &t.space,
+                &t.user,
+                now_secs() + tickets::APP_TTL_SECS,
+            );
+            Some(AppPass {
+                value,
+                max_age: std::time::Duration::from_secs(tickets::APP_TTL_SECS.unsigned_abs()),
+            })
+        })
+    }
+
+    fn is_hub_credential(&self, credential: &str) -> bool {
+        credential.starts_with(crate::state::TOKEN_PREFIX)
+            || credential.starts_with("hf_")
+            || tickets::is_ticket(credential)
     }
 }
 
@@ -43,5 +119,83 @@ impl AnalyticsSink for StoreSink {
                 Ok(Ok(())) => {}
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::TokenScope;
+
+    fn space(id: &str) -> spaceport_proxy::SpaceId {
+        id.parse().unwrap()
+    }
+
+    fn setup() -> (tempfile::TempDir, Arc<Store>, StoreAccess) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("data")).unwrap());
+        store.create_user("alice", None, false).unwrap();
+        store.create_user("mallory", None, false).unwrap();
+        let access = StoreAccess::new(store.clone());
+        (dir, store, access)
+    }
+
+    fn sign(store: &Store, space: &str, user: &str, ttl: i64) -> String {
+        ticket_key(store).mint(Kind::Sign, space, user, now_secs() + ttl)
+    }
+
+    #[tokio::test]
+    async fn a_sign_ticket_becomes_an_app_cookie_for_that_space_only() {
+        let (_d, store, access) = setup();
+        let diary = space("alice/diary");
+        let t = sign(&store, "alice/diary", "alice", 60);
+        let pass = access.exchange(&diary, &t).await.expect("a valid ticket");
+        assert_eq!(pass.max_age.as_secs(), 12 * 3600);
+        assert!(access.allows(&diary, &pass.value).await);
+        assert!(
+            !access.allows(&space("alice/other"), &pass.value).await,
+            "the cookie opens its own Space only"
+        );
+        assert!(
+            access.exchange(&space("alice/other"), &t).await.is_none(),
+            "a ticket is for its own Space only"
+        );
+        assert!(
+            !access.allows(&diary, &t).await,
+            "a sign ticket is not a cookie"
+        );
+        assert!(
+            access.exchange(&diary, &pass.value).await.is_none(),
+            "a cookie is not a sign ticket"
+        );
+    }
+
+    #[tokio::test]
+    async fn tickets_for_users_who_may_not_read_or_expired_ones_are_refused() {
+        let (_d, store, access) = setup();
+        let diary = space("alice/diary");
+        let t = sign(&store, "alice/diary", "mallory", 60);
+        assert!(access.exchange(&diary, &t).await.is_none());
+        let old = sign(&store, "alice/diary", "alice", -1);
+        assert!(access.exchange(&diary, &old).await.is_none());
+        let ghost = sign(&store, "alice/diary", "nobody", 60);
+        assert!(access.exchange(&diary, &ghost).await.is_none());
+        // Another node's key.
+        let other = tempfile::tempdir().unwrap();
+        let other = Store::open(&other.path().join("data")).unwrap();
+        let foreign = sign(&other, "alice/diary", "alice", 60);
+        assert!(access.exchange(&diary, &foreign).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn hub_tokens_still_open_private_spaces_and_are_recognised() {
+        let (_d, store, access) = setup();
+        let (_, token) = store.create_token("alice", "t", TokenScope::Read).unwrap();
+        assert!(access.allows(&space("alice/diary"), &token).await);
+        assert!(!access.allows(&space("mallory/x"), "sp_made_up").await);
+        assert!(access.is_hub_credential(&token));
+        assert!(access.is_hub_credential("hf_someone"));
+        assert!(access.is_hub_credential(&sign(&store, "a/b", "alice", 5)));
+        assert!(!access.is_hub_credential("the-apps-own-key"));
     }
 }

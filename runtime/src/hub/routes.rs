@@ -27,6 +27,13 @@ impl<E: ContainerEngine> Hub<E> {
         }
         match entry.serving() {
             Serving::Static(_) => {
+                // A static Space's app is its repo's files: a protected
+                // Space (app open, files private) would publish the files
+                // git and the API refuse, so its site follows the repo's
+                // visibility instead.
+                if route.visibility == spaceport_proxy::Visibility::Protected {
+                    route.visibility = spaceport_proxy::Visibility::Private;
+                }
                 if let Some(addr) = self.inner.statics.addr(space) {
                     route.upstreams.push(addr.to_string());
                     route.state = SpaceState::Running;

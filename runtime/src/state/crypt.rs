@@ -44,10 +44,20 @@ pub fn secret_aad(space: &str, key: &str) -> Vec<u8> {
     aad
 }
 
+impl super::Store {
+    /// A key for `purpose` derived from the node key (the same on every
+    /// start, since the node key is kept).
+    pub fn derived_key(&self, purpose: &str) -> [u8; 32] {
+        self.key.derived(purpose)
+    }
+}
+
 /// The node key, ready to seal and open values.
 pub struct SecretKey {
     key: LessSafeKey,
     rng: SystemRandom,
+    /// The same bytes as an HMAC key, for keys derived per purpose.
+    derive: ring::hmac::Key,
 }
 
 impl fmt::Debug for SecretKey {
@@ -67,7 +77,20 @@ impl SecretKey {
         Ok(Self {
             key: LessSafeKey::new(unbound),
             rng: SystemRandom::new(),
+            derive: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes),
         })
+    }
+
+    /// A key for one purpose, derived from the node key (HMAC-SHA256 of the
+    /// purpose), so other uses never see the node key itself and keys of
+    /// different purposes are unrelated.
+    pub fn derived(&self, purpose: &str) -> [u8; 32] {
+        let mut message = b"spaceport-derived-key\0".to_vec();
+        message.extend_from_slice(purpose.as_bytes());
+        let tag = ring::hmac::sign(&self.derive, &message);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
     }
 
     /// Encrypts `plaintext` bound to `aad`: returns `nonce || ciphertext || tag`.
@@ -112,6 +135,17 @@ mod tests {
 
     fn key() -> SecretKey {
         SecretKey::from_bytes(&generate_key().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_stay_the_same_per_key() {
+        let bytes = generate_key().unwrap();
+        let a = SecretKey::from_bytes(&bytes).unwrap();
+        let b = SecretKey::from_bytes(&bytes).unwrap();
+        assert_eq!(a.derived("tickets"), b.derived("tickets"));
+        assert_ne!(a.derived("tickets"), a.derived("other"));
+        assert_ne!(a.derived("tickets"), key().derived("tickets"));
+        assert_ne!(&a.derived("tickets")[..], &bytes[..]);
     }
 
     #[test]

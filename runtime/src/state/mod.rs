@@ -40,7 +40,7 @@ pub use analytics::DayStats;
 pub use env::{SecretMeta, Variable};
 pub use people::{Org, OrgRole, Owner, User};
 pub use repos::{NewRepo, Repo, RepoSettings};
-pub use tokens::{TokenInfo, TokenScope};
+pub use tokens::{TOKEN_PREFIX, TokenInfo, TokenScope};
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "spaceport.db";

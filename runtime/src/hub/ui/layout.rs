@@ -44,16 +44,16 @@ pub fn page(title: &str, chrome: &Chrome, body: &str) -> String {
 
 /// The content security policy of the UI's pages: this hub's scripts and
 /// styles only (style attributes allowed, for the card gradients), frames
-/// of this hub (private apps under `/apps/`) and of the Spaces' own hosts
-/// (`spaces`, e.g. `http://*.localhost:8080`).
+/// of the Spaces' own hosts only (`spaces`, e.g. `http://*.localhost:8080`;
+/// never the hub's own origin).
 pub fn csp(spaces: &str) -> String {
     format!(
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-src 'self' {spaces}; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-src {spaces}; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
     )
 }
 
 /// The policy when the Spaces' origin cannot be written in a header.
-pub const FALLBACK_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'";
+pub const FALLBACK_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-src 'none'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'";
 
 /// The stylesheet, served at `/ui/style.css`.
 pub const STYLE: &str = r#":root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#f6f8fa;--accent:#2563eb}

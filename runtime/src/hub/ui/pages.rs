@@ -173,17 +173,29 @@ async fn repo_use<E: ContainerEngine>(
     }
 }
 
-/// Where the page frames the app: its own host, a separate origin, so the
-/// app's scripts cannot act on the hub's pages as the viewer. A private
-/// Space's app needs the sign-in cookie, which only the hub's own host
-/// gets, so it is framed from the hub's `/apps/` path, relative to the
-/// page (whatever host the browser used).
-fn frame_url<E: ContainerEngine>(hub: &Hub<E>, repo: &Repo) -> String {
-    if repo.visibility == spaceport_proxy::Visibility::Private {
-        format!("/apps/{}/{}/", repo.id.owner(), repo.id.name())
-    } else {
-        hub.config().space_url(&repo.id)
+/// Where the page frames the app: always its own host, a separate origin,
+/// so the app's scripts cannot act on the hub's pages as the viewer. A
+/// private Space's app cannot see the hub's sign-in cookie there, so its
+/// URL carries a short-lived ticket for this viewer, which the proxy
+/// exchanges for a cookie of the app's own host.
+fn frame_url<E: ContainerEngine>(hub: &Hub<E>, viewer: &Viewer, repo: &Repo) -> String {
+    let url = hub.config().space_url(&repo.id);
+    if repo.visibility != spaceport_proxy::Visibility::Private {
+        return url;
     }
+    let Some(identity) = &viewer.caller.0 else {
+        return url;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let ticket = crate::hub::plugs::ticket_key(hub.store()).mint(
+        crate::hub::tickets::Kind::Sign,
+        &repo.id.to_string(),
+        &identity.user.name,
+        now + crate::hub::tickets::SIGN_TTL_SECS,
+    );
+    format!("{url}?{}={ticket}", spaceport_proxy::origin::SIGN_PARAM)
 }
 
 async fn space_data<E: ContainerEngine>(
@@ -253,7 +265,7 @@ async fn space_data<E: ContainerEngine>(
             .unwrap_or_else(|| view.hardware_requested.clone()),
         visibility: visibility_word(repo).to_owned(),
         app_url: hub.config().space_url(&repo.id),
-        frame_url: frame_url(hub, repo),
+        frame_url: frame_url(hub, viewer, repo),
         git_url: hub.config().space_page(&repo.id),
         embedding_disabled: c.is_some_and(SpaceConfig::embedding_disabled),
         owner,

@@ -18,6 +18,10 @@ pub use crate::hub::api::auth::TOKEN_COOKIE;
 /// The random per-browser value forms are bound to before sign-in.
 pub const PRE_COOKIE: &str = "spaceport_presession";
 
+/// Every cookie of the hub's origin: the proxy strips them from requests to
+/// apps and refuses them from apps' responses.
+pub const HUB_COOKIES: [&str; 2] = [TOKEN_COOKIE, PRE_COOKIE];
+
 /// Thirty days, as the cookie's Max-Age.
 const SESSION_MAX_AGE_SECS: u64 = 30 * 24 * 3600;
 

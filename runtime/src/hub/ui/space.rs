@@ -517,7 +517,7 @@ mod tests {
             hardware: "cpu-basic".into(),
             visibility: "public".into(),
             app_url: "http://alice-chat.localhost:8080/".into(),
-            frame_url: "/apps/alice/chat/".into(),
+            frame_url: "http://alice-chat.localhost:8080/?__sign=spt1.x.y".into(),
             git_url: "http://localhost:8080/spaces/alice/chat".into(),
             owner,
             signed_in: owner,
@@ -528,7 +528,9 @@ mod tests {
     #[test]
     fn a_running_space_shows_its_own_app_in_the_frame() {
         let html = render(&data("RUNNING", false));
-        assert!(html.contains("<iframe class=\"app\" src=\"/apps/alice/chat/\""));
+        assert!(html.contains(
+            "<iframe class=\"app\" src=\"http://alice-chat.localhost:8080/?__sign=spt1.x.y\""
+        ));
         assert!(!html.contains("not-running"));
     }
 
