@@ -157,11 +157,22 @@ async fn private_space_is_404_without_a_token_and_200_with_one() {
         addr,
         "bob-secret.spaces.test",
         "/echo",
-        &[("cookie", "theme=dark; spaceport_token=s3cret")],
+        &[("cookie", "theme=dark; spaceport_app=s3cret")],
     )
     .await;
     assert_eq!(cookie.status, 200);
     assert_eq!(cookie.seen("cookie").unwrap(), "theme=dark");
+    let hub_cookie = get(
+        addr,
+        "bob-secret.spaces.test",
+        "/echo",
+        &[("cookie", "spaceport_token=s3cret")],
+    )
+    .await;
+    assert_eq!(
+        hub_cookie.status, 404,
+        "the hub's own cookie opens no app: it never belongs on an app's host"
+    );
     let via_path = get(
         addr,
         "hub.test",
