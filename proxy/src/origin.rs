@@ -150,12 +150,15 @@ pub fn is_localhost(host: &str) -> bool {
 }
 
 /// The `Set-Cookie` of the app-access cookie. Over TLS or on localhost it is
-/// `SameSite=None; Secure`, so it works inside the hub's frame (another
-/// site); elsewhere browsers refuse `SameSite=None` without `Secure`, so it
-/// is `Lax`: the app then works in its own tab but not framed.
+/// `SameSite=None; Secure; Partitioned`, so it works inside the hub's frame
+/// (another site) even where browsers block third-party cookies: it is kept
+/// apart per top-level site, so the hub's frame and the app's own tab each
+/// get their own. Elsewhere browsers refuse `SameSite=None` without
+/// `Secure`, so it is `Lax`: the app then works in its own tab but not
+/// framed.
 pub fn app_cookie(name: &str, value: &str, max_age_secs: u64, secure_context: bool) -> String {
     let site = if secure_context {
-        "SameSite=None; Secure"
+        "SameSite=None; Secure; Partitioned"
     } else {
         "SameSite=Lax"
     };
@@ -259,7 +262,7 @@ mod tests {
     #[test]
     fn app_cookies_are_cross_site_only_where_browsers_allow_it() {
         let c = app_cookie("spaceport_app", "v", 60, true);
-        assert!(c.contains("SameSite=None; Secure") && c.contains("HttpOnly"));
+        assert!(c.contains("SameSite=None; Secure; Partitioned") && c.contains("HttpOnly"));
         assert!(!c.contains("Domain"));
         assert!(app_cookie("spaceport_app", "v", 60, false).ends_with("SameSite=Lax"));
         assert!(is_localhost("alice-demo.localhost"));

@@ -225,7 +225,10 @@ async fn on_localhost_the_app_cookie_works_inside_the_hubs_frame() {
     assert_eq!(signed.status, 303);
     assert_eq!(signed.headers["location"], "/");
     let cookie = set_cookies(&signed).join("\n");
-    assert!(cookie.contains("SameSite=None; Secure"), "{cookie}");
+    assert!(
+        cookie.contains("SameSite=None; Secure; Partitioned"),
+        "{cookie}"
+    );
     // Elsewhere over plain HTTP browsers refuse SameSite=None without TLS.
     let mut plain = config();
     plain.domain = Some("spaces.test".into());

@@ -15,14 +15,14 @@ import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser import browser, check, failed, load, wait_for  # noqa: E402
+from browser import http as browser_http  # noqa: E402
 
 URL = os.environ["SPACEPORT_URL"].rstrip("/")
 TOKEN = os.environ["SPACEPORT_TOKEN"]
@@ -32,37 +32,9 @@ LOG_SPACE = os.environ.get("SPACEPORT_LOG_SPACE", "")
 SHOTS = os.environ["SPACEPORT_SCREENSHOTS"]
 os.makedirs(SHOTS, exist_ok=True)
 
-failed = []
-
-
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"), flush=True)
-    if not ok:
-        failed.append(name)
-    return ok
-
-
-def wait_for(what, fn, timeout=30.0, every=0.25):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # the page may be between loads
-            last = e
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
 
 def http(method, path, headers=None, data=None):
-    req = urllib.request.Request(URL + path, method=method, headers=headers or {}, data=data)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode("utf-8", "replace")
+    return browser_http(URL + path, method, headers, data)
 
 
 def api(path):
@@ -80,34 +52,8 @@ def visit_app(space, query="", agent="ui-test"):
     )
 
 
-def browser():
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-    for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-              "--window-size=1280,900", "--hide-scrollbars", "--lang=en-US"]:
-        opts.add_argument(a)
-    service = Service(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
-    d = webdriver.Chrome(service=service, options=opts)
-    d.set_page_load_timeout(60)
-    return d
-
-
 def goto(d, path):
-    """Loads a page of the hub. Chromium aborts a load with
-    ERR_NETWORK_CHANGED when an interface comes or goes (Docker adds and
-    removes them as containers start and stop): such loads are retried."""
-    for _ in range(10):
-        try:
-            d.get(URL + path)
-        except Exception as e:  # a timeout of an interrupted load
-            print(f"     retrying {path}: {e.__class__.__name__}")
-            time.sleep(0.5)
-            continue
-        if "ERR_NETWORK_CHANGED" not in d.page_source and "ERR_NETWORK_IO_SUSPENDED" not in d.page_source:
-            return
-        print(f"     retrying {path}: the network changed")
-        time.sleep(0.5)
-    raise AssertionError(f"could not load {path}")
+    load(d, URL + path)
 
 
 def submit(d, path, fill, expect):
@@ -238,12 +184,13 @@ def run(d):
     shot(d, "space.png")
     d.set_window_size(1280, 900)
 
-    # The private Space's app opens in the frame for its signed-in owner
-    # (the proxy reads the same cookie).
+    # The private Space's app opens in the frame for its signed-in owner,
+    # on its own host too: the frame's URL carries a ticket that the proxy
+    # exchanges for a cookie of the app's host.
     src, text = app_in_frame(d, f"/spaces/{PRIVATE}")
-    owner, name = PRIVATE.split("/")
-    check("a private app is framed from the hub's path (the cookie goes along)",
-          src == f"{URL}/apps/{owner}/{name}/", src)
+    own_private = f"http://{PRIVATE.replace('/', '-')}.localhost:{port}/"
+    check("a private app is framed from its own host with a ticket",
+          src.startswith(own_private + "?__sign=spt1."), src)
     check("a private app opens in the frame for its owner", "Hello" in text, text)
 
     # Live logs: a line the app writes after the page loaded shows up.

@@ -1,0 +1,160 @@
+//! Origin isolation with real clients: `spaceport up`, the system git, and
+//! headless Chromium (Debian's chromium and chromium-driver) driven by
+//! selenium from tests/web_ui/test_origin.py. A hostile user's public static
+//! Space tries to act as a signed-in visitor of another account (read her
+//! private Spaces, her identity, her settings page; read and plant the
+//! hub's cookies) when opened on its own host, framed by its page, and on
+//! the path route of the hub's port. Under CI=true a missing browser,
+//! driver or selenium fails the test; elsewhere it is skipped with the
+//! reason. The HTTP-level rules (sandbox header, no cookies either way on
+//! the path route) are checked without a browser too.
+
+mod hub;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hub::{Git, Hub, example, fixture};
+use serde_json::json;
+
+fn runs(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+const EVIL: &str = "mallory/evil";
+const PRIVATE: &str = "alice/diary";
+
+/// A user made by the admin; their first token.
+async fn user(hub: &Hub, name: &str) -> String {
+    let (s, body) = hub
+        .api("POST", "/api/admin/users", Some(json!({"name": name})))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// Creates a static Space as its owner and pushes `files` to it.
+async fn static_space(hub: &Hub, git: &Git, token: &str, space: &str, files: &Path, private: bool) {
+    let (owner, name) = space.split_once('/').unwrap();
+    let (s, body) = hub
+        .api_as(
+            token,
+            "POST",
+            "/api/repos/create",
+            Some(json!({"name": name, "organization": owner, "type": "space", "sdk": "static", "private": private})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let work = git.repo(&hub.git_url(space, token), files);
+    git.ok(work.path(), &["push", "-q", "origin", "main"]);
+    hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60))
+        .await;
+}
+
+/// The two users' Spaces: alice's private diary, mallory's hostile page
+/// (its script names the hub's URL). Returns alice's token.
+async fn setup(hub: &Hub) -> String {
+    let alice = user(hub, "alice").await;
+    let mallory = user(hub, "mallory").await;
+    let git = Git::new();
+    static_space(hub, &git, &alice, PRIVATE, &example("static-hello"), true).await;
+    let evil = tempfile::tempdir().unwrap();
+    hub::copy_dir(&fixture("evil-static"), evil.path());
+    let js = evil.path().join("evil.js");
+    let text = std::fs::read_to_string(&js)
+        .unwrap()
+        .replace("__HUB__", &hub.base());
+    std::fs::write(&js, text).unwrap();
+    static_space(hub, &git, &mallory, EVIL, evil.path(), false).await;
+    alice
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_path_route_is_sandboxed_and_carries_no_cookie_either_way() {
+    let hub = Hub::start(&[]).await;
+    let alice = setup(&hub).await;
+    let (owner, name) = EVIL.split_once('/').unwrap();
+    let (s, headers, body) = hub
+        .get(&format!("/apps/{owner}/{name}/"), None)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    let csp: Vec<_> = headers
+        .get_all("content-security-policy")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        csp.iter()
+            .any(|c| c.starts_with("sandbox ") && !c.contains("allow-same-origin")),
+        "{csp:?}"
+    );
+    // A private Space on the path route: its owner's bearer token opens it,
+    // nothing else does.
+    let (owner, name) = PRIVATE.split_once('/').unwrap();
+    let path = format!("/apps/{owner}/{name}/");
+    assert_eq!(hub.get(&path, None).await.unwrap().0, 404);
+    assert_eq!(hub.get(&path, Some(&alice)).await.unwrap().0, 200);
+    // On its own host, anonymous: 404, and no ticket of another Space helps.
+    let (s, _) = hub.visit(PRIVATE, "/").await.unwrap();
+    assert_eq!(s, 404);
+    let (s, _) = hub
+        .visit(PRIVATE, "/?__sign=spt1.forged.ticket")
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_space_cannot_act_as_a_signed_in_visitor_in_a_browser() {
+    if !hub::require(
+        runs("chromium", &["--version"]) && runs("chromedriver", &["--version"]),
+        "chromium or chromedriver is missing (apt-get install chromium chromium-driver)",
+    ) || !hub::require(
+        runs("python3", &["-c", "import selenium"]),
+        "python3 cannot import selenium (pip install selenium)",
+    ) {
+        return;
+    }
+    let hub = Hub::start(&[]).await;
+    let alice = setup(&hub).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_ui/test_origin.py");
+    let base = hub.base();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("SPACEPORT_URL", base)
+            .env("SPACEPORT_TOKEN", alice)
+            .env("SPACEPORT_EVIL", EVIL)
+            .env("SPACEPORT_PRIVATE", PRIVATE)
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(
+        out.status.success(),
+        "the browser checks failed:\n{text}\nhub log:\n{}",
+        hub.logs()
+    );
+    assert!(text.contains("all passed"), "{text}");
+    assert!(
+        text.contains(
+            "ok   the path route on the hub's port: alice's private Space list is not readable"
+        ),
+        "{text}"
+    );
+}
