@@ -41,13 +41,25 @@ async fn user(hub: &Hub, name: &str) -> String {
 
 /// Creates a static Space as its owner and pushes `files` to it.
 async fn static_space(hub: &Hub, git: &Git, token: &str, space: &str, files: &Path, private: bool) {
+    let visibility = if private { "private" } else { "public" };
+    static_space_as(hub, git, token, space, files, visibility).await;
+}
+
+async fn static_space_as(
+    hub: &Hub,
+    git: &Git,
+    token: &str,
+    space: &str,
+    files: &Path,
+    visibility: &str,
+) {
     let (owner, name) = space.split_once('/').unwrap();
     let (s, body) = hub
         .api_as(
             token,
             "POST",
             "/api/repos/create",
-            Some(json!({"name": name, "organization": owner, "type": "space", "sdk": "static", "private": private})),
+            Some(json!({"name": name, "organization": owner, "type": "space", "sdk": "static", "visibility": visibility})),
         )
         .await;
     assert_eq!(s, 200, "{body}");
@@ -109,6 +121,50 @@ async fn the_path_route_is_sandboxed_and_carries_no_cookie_either_way() {
         .await
         .unwrap();
     assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_static_space_serves_its_files_only_to_those_who_may_read_the_repo() {
+    let hub = Hub::start(&[]).await;
+    let alice = user(&hub, "alice").await;
+    let mallory = user(&hub, "mallory").await;
+    let git = Git::new();
+    let space = "alice/brochure";
+    static_space_as(
+        &hub,
+        &git,
+        &alice,
+        space,
+        &example("static-hello"),
+        "protected",
+    )
+    .await;
+    // git and the API refuse the files to others, and so does the site,
+    // whose files are the repo's.
+    let (s, _, _) = hub
+        .get(&format!("/api/spaces/{space}/tree/main"), Some(&mallory))
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
+    let (s, body) = hub.visit(space, "/README.md").await.unwrap();
+    assert_eq!(s, 404, "{body}");
+    let (s, _, _) = hub
+        .request(
+            "GET",
+            "/README.md",
+            Some(&hub.host_of(space)),
+            Some(&mallory),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
+    let (s, _, body) = hub
+        .request("GET", "/", Some(&hub.host_of(space)), Some(&alice), None)
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&body).contains("Hello"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
