@@ -124,6 +124,47 @@ async fn the_path_route_is_sandboxed_and_carries_no_cookie_either_way() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repos_html_file_downloads_from_the_hub_as_inert_bytes() {
+    let hub = Hub::start(&[]).await;
+    let mallory = user(&hub, "mallory").await;
+    let (s, body) = hub
+        .api_as(
+            &mallory,
+            "POST",
+            "/api/repos/create",
+            Some(json!({"name": "lure", "organization": "mallory", "type": "model"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(
+        files.path().join("page.html"),
+        "<script>fetch('/api/whoami-v2')</script>",
+    )
+    .unwrap();
+    let git = Git::new();
+    let url = format!(
+        "http://mallory:{mallory}@127.0.0.1:{}/mallory/lure",
+        hub.port
+    );
+    let work = git.repo(&url, files.path());
+    git.ok(work.path(), &["push", "-q", "origin", "main"]);
+    let (s, headers, body) = hub
+        .get("/mallory/lure/resolve/main/page.html", None)
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&body).contains("<script>"));
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("sandbox") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_protected_static_space_serves_its_files_only_to_those_who_may_read_the_repo() {
     let hub = Hub::start(&[]).await;
     let alice = user(&hub, "alice").await;

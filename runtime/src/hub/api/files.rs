@@ -66,6 +66,10 @@ async fn resolve<E: ContainerEngine>(
     set("etag", &etag);
     set("accept-ranges", "bytes");
     set("content-type", "application/octet-stream");
+    // A repo's file is a user's content on the hub's origin: a browser that
+    // opens it must neither sniff it into a page nor run it as one here.
+    set("x-content-type-options", "nosniff");
+    set("content-security-policy", "default-src 'none'; sandbox");
     if large.is_some() {
         set("x-linked-etag", &etag);
         set("x-linked-size", &size.to_string());
