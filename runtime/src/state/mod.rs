@@ -146,6 +146,19 @@ pub enum StateError {
     /// The named thing exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// A new Space would get the host name another Space has: the proxy
+    /// routes by host label, so it could serve only one of them.
+    #[error(
+        "failed to create space {space}: its host name {label:?} is already used by space {taken_by}; choose another name"
+    )]
+    HostTaken {
+        /// The Space that was refused.
+        space: String,
+        /// The host label both would use.
+        label: String,
+        /// The Space that has the label.
+        taken_by: String,
+    },
     /// A name, key, value or argument breaks a rule; the message says which.
     #[error("{0}")]
     Invalid(String),
