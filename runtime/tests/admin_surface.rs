@@ -5,8 +5,19 @@
 
 mod hub;
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
 use hub::{ADMIN_TOKEN, Hub};
 use serde_json::json;
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_answer_only_an_admins_token() {
@@ -48,4 +59,46 @@ async fn metrics_answer_only_an_admins_token() {
             "the admin gets the metrics"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_dir_is_owner_only_when_new_and_tightened_when_it_was_open() {
+    let mut hub = Hub::start(&[]).await;
+    hub.create_space("admin/site", "static").await;
+    let data = hub.data.clone();
+    assert_eq!(mode(&data), 0o700, "a new data dir is 0700");
+    for dir in ["repos", "trees", "cache"] {
+        assert_eq!(mode(&data.join(dir)), 0o700, "{dir}");
+    }
+    for file in [
+        "spaceport.db",
+        "spaceport.db-wal",
+        "spaceport.db-shm",
+        "secret.key",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+
+    // A data dir left open (copied, or made with a loose umask) is closed
+    // at the next start, and the hub says so.
+    hub.terminate();
+    let set = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    set(&data, 0o755);
+    set(&data.join("repos"), 0o775);
+    set(&data.join("spaceport.db"), 0o644);
+    set(&data.join("secret.key"), 0o640);
+    hub.spawn().await;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("repos")), 0o700);
+    assert_eq!(mode(&data.join("spaceport.db")), 0o600);
+    assert_eq!(mode(&data.join("secret.key")), 0o600);
+    assert!(
+        hub.logs().contains("tightened a data dir entry"),
+        "{}",
+        hub.logs()
+    );
+    let (s, _) = hub.api("GET", "/api/spaces/admin/site", None).await;
+    assert_eq!(s, 200, "the hub still reads its data");
 }

@@ -921,3 +921,34 @@ fn a_space_whose_host_label_another_space_has_is_refused_naming_it() {
     space(&store, "alice/my-app-2");
     assert_eq!(store.repos(RepoKind::Space).unwrap().len(), 3);
 }
+
+#[cfg(unix)]
+#[test]
+fn store_files_are_owner_only_and_open_ones_are_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let set = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = open(&data);
+    space(&store, "alice/app");
+    assert_eq!(mode(&data), 0o700);
+    for file in [DB_FILE, "spaceport.db-wal", "spaceport.db-shm", KEY_FILE] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    drop(store);
+    set(&data, 0o755);
+    for file in [DB_FILE, "spaceport.db-wal", "spaceport.db-shm", KEY_FILE] {
+        if data.join(file).exists() {
+            set(&data.join(file), 0o644);
+        }
+    }
+    let store = open(&data);
+    assert_eq!(store.repos(RepoKind::Space).unwrap().len(), 1);
+    assert_eq!(mode(&data), 0o700);
+    for file in [DB_FILE, "spaceport.db-wal", "spaceport.db-shm", KEY_FILE] {
+        if data.join(file).exists() {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
+    }
+}
