@@ -45,8 +45,8 @@ pub use forward::ConnInfo;
 pub use idle::Activity;
 pub use meter::{AnalyticsSink, HyperLogLog, NoSink, SpaceReport};
 pub use route::{
-    BoxFuture, ChannelRoutes, Route, RouteError, RouteSource, RouteTable, RouteUpdates, SpaceId,
-    SpaceState, Visibility,
+    BoxFuture, ChannelRoutes, Route, RouteError, RouteSource, RouteTable, RouteUpdates,
+    RoutesRejected, SpaceId, SpaceState, Visibility,
 };
 pub use server::{Fallback, Proxy, ProxyBuilder};
 pub use wake::{NoWaker, WakeConfig, WakeError, Waker};

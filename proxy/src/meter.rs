@@ -447,6 +447,9 @@ pub struct Meter {
     pub unrouted: IntCounter,
     /// Route table updates by result.
     pub route_updates: IntCounterVec,
+    /// Routes left out of the current table (invalid, duplicate or with a
+    /// host label another Space has).
+    pub routes_rejected: IntGauge,
     /// Open client connections.
     pub connections: IntGauge,
     hasher: VisitorHasher,
@@ -565,6 +568,10 @@ impl Meter {
                     "Route table updates by result"
                 ),
                 &["result"]
+            )),
+            routes_rejected: reg!(IntGauge::new(
+                "spaceport_proxy_routes_rejected",
+                "Routes left out of the current table because they are invalid or collide"
             )),
             connections: reg!(IntGauge::new(
                 "spaceport_proxy_open_connections",

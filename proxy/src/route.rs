@@ -76,6 +76,22 @@ pub enum RouteError {
     HealthPath(SpaceId),
 }
 
+/// The routes a table update left out; the rest of the update was applied.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("failed to route {} of the spaces: {}", rejected.len(), list(rejected))]
+pub struct RoutesRejected {
+    /// Why each left-out route was left out, in the order given.
+    pub rejected: Vec<RouteError>,
+}
+
+fn list(errors: &[RouteError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `<owner>/<name>`: the identity of a Space.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -315,29 +331,49 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// Compiles `routes` into a table, leaving out each route that cannot be
+    /// served (invalid, listed twice, or with a host label another route
+    /// already has) and returning why next to the table. The first route in
+    /// `routes` keeps a contested host label, so callers order routes by the
+    /// rule they want (the hub and the Kubernetes watcher put older Spaces
+    /// first). One bad route must never keep the others from being served or
+    /// from changing, so nothing here fails the whole table.
     pub(crate) fn build(
         routes: Vec<Route>,
         domain: Option<&str>,
         path_prefix: &str,
         hub_origin: Option<&str>,
         mut runtime_for: impl FnMut(&Route, &[Authority]) -> Arc<SpaceRuntime>,
-    ) -> Result<Self, RouteError> {
+    ) -> (Self, Vec<RouteError>) {
         let mut by_host: HashMap<String, Arc<CompiledRoute>> = HashMap::with_capacity(routes.len());
         let mut by_path = HashMap::with_capacity(routes.len());
+        let mut rejected = Vec::new();
         for route in routes {
-            route.validate()?;
-            let upstreams = route.parsed_upstreams()?;
-            let headers = SpaceHeaders::compile(&route, hub_origin)?;
+            let checked = route.validate().and_then(|()| {
+                Ok((
+                    route.parsed_upstreams()?,
+                    SpaceHeaders::compile(&route, hub_origin)?,
+                ))
+            });
+            let (upstreams, headers) = match checked {
+                Ok(parts) => parts,
+                Err(e) => {
+                    rejected.push(e);
+                    continue;
+                }
+            };
             let label = route.space.host_label();
             if let Some(prev) = by_host.get(&label) {
-                if prev.route.space == route.space {
-                    return Err(RouteError::Duplicate(route.space));
-                }
-                return Err(RouteError::HostCollision {
-                    label,
-                    first: prev.route.space.clone(),
-                    second: route.space,
+                rejected.push(if prev.route.space == route.space {
+                    RouteError::Duplicate(route.space)
+                } else {
+                    RouteError::HostCollision {
+                        label,
+                        first: prev.route.space.clone(),
+                        second: route.space,
+                    }
                 });
+                continue;
             }
             let runtime = runtime_for(&route, &upstreams);
             let key = (
@@ -352,24 +388,40 @@ impl RouteTable {
             by_path.insert(key, compiled.clone());
             by_host.insert(label, compiled);
         }
-        Ok(Self {
+        let table = Self {
             by_host,
             by_path,
             domain_suffix: domain.map(|d| format!(".{}", d.trim_matches('.').to_ascii_lowercase())),
             path_prefix: path_prefix.trim_end_matches('/').to_owned(),
+        };
+        (table, rejected)
+    }
+
+    /// Builds a table with throwaway per-Space state, outside any proxy, and
+    /// lists the routes left out of it: for reporting every problem of a
+    /// routes file at once.
+    pub fn compile(
+        routes: Vec<Route>,
+        domain: Option<&str>,
+        path_prefix: &str,
+    ) -> (Self, Vec<RouteError>) {
+        Self::build(routes, domain, path_prefix, None, |r, _| {
+            Arc::new(SpaceRuntime::detached(r.space.clone()))
         })
     }
 
-    /// Builds a table with throwaway per-Space state, outside any proxy: for
-    /// checking a routes file and for fuzzing the matcher.
+    /// Like [`RouteTable::compile`], but fails on the first route that would
+    /// be left out: for checking a routes file and for fuzzing the matcher.
     pub fn standalone(
         routes: Vec<Route>,
         domain: Option<&str>,
         path_prefix: &str,
     ) -> Result<Self, RouteError> {
-        Self::build(routes, domain, path_prefix, None, |r, _| {
-            Arc::new(SpaceRuntime::detached(r.space.clone()))
-        })
+        let (table, rejected) = Self::compile(routes, domain, path_prefix);
+        match rejected.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(table),
+        }
     }
 
     /// Number of Spaces.
@@ -455,8 +507,8 @@ impl RouteTable {
 /// The proxy calls [`RouteSource::next_snapshot`] in a loop on its own task:
 /// the first call should return the current routes at once, later calls wait
 /// for a change. Each snapshot is the complete set; it replaces the table
-/// atomically, or is refused (logged and counted) if invalid, keeping the old
-/// table. `None` ends the loop and the last table stays. Implementations: the
+/// atomically, leaving out (and logging and counting) each route that cannot
+/// be served. A snapshot that is an error keeps the old table. `None` ends the loop and the last table stays. Implementations: the
 /// routes file ([`crate::config::FileRoutes`]), in-process updates
 /// ([`ChannelRoutes`], which the runtime drives), and a Kubernetes watcher
 /// that folds Space and EndpointSlice events into snapshots.
@@ -543,10 +595,7 @@ mod tests {
     use super::*;
 
     fn table(routes: Vec<Route>) -> RouteTable {
-        RouteTable::build(routes, Some("spaces.test"), "/apps", None, |r, _| {
-            Arc::new(SpaceRuntime::detached(r.space.clone()))
-        })
-        .unwrap()
+        RouteTable::standalone(routes, Some("spaces.test"), "/apps").unwrap()
     }
 
     fn id(s: &str) -> SpaceId {
@@ -638,19 +687,83 @@ mod tests {
     }
 
     #[test]
-    fn colliding_host_labels_are_refused() {
-        let err = RouteTable::build(
+    fn a_colliding_host_label_leaves_out_the_later_route_and_keeps_the_rest() {
+        let (t, rejected) = RouteTable::compile(
+            vec![
+                Route::new(id("alice/my-app"), "127.0.0.1:1"),
+                Route::new(id("alice-my/app"), "127.0.0.1:2"),
+                Route::new(id("Alice/My_App"), "127.0.0.1:3"),
+                Route::new(id("bob/demo"), "127.0.0.1:4"),
+            ],
+            Some("spaces.test"),
+            "/apps",
+        );
+        assert_eq!(t.len(), 2);
+        match t.resolve("alice-my-app.spaces.test", "/") {
+            Resolution::Host(r) => assert_eq!(r.route.space, id("alice/my-app")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            t.resolve("hub.test", "/apps/alice-my/app/"),
+            Resolution::NotFound
+        ));
+        assert!(t.get(&id("bob/demo")).is_some());
+        assert_eq!(rejected.len(), 2);
+        for (e, second) in rejected.iter().zip(["alice-my/app", "Alice/My_App"]) {
+            assert_eq!(
+                e,
+                &RouteError::HostCollision {
+                    label: "alice-my-app".into(),
+                    first: id("alice/my-app"),
+                    second: id(second),
+                }
+            );
+        }
+        let err = RouteTable::standalone(
             vec![
                 Route::new(id("a-b/c"), "127.0.0.1:1"),
                 Route::new(id("a/b-c"), "127.0.0.1:2"),
             ],
             None,
             "/apps",
-            None,
-            |r, _| Arc::new(SpaceRuntime::detached(r.space.clone())),
         )
         .unwrap_err();
         assert!(matches!(err, RouteError::HostCollision { .. }), "{err}");
+    }
+
+    #[test]
+    fn invalid_and_duplicate_routes_are_left_out_and_the_rest_is_kept() {
+        let mut bad_header = Route::new(id("carol/headers"), "127.0.0.1:3");
+        bad_header
+            .custom_headers
+            .insert("set-cookie".into(), "x=1".into());
+        let mut no_upstream = Route::new(id("dave/none"), "127.0.0.1:4");
+        no_upstream.upstreams.clear();
+        let (t, rejected) = RouteTable::compile(
+            vec![
+                Route::new(id("alice/bad"), "no-port"),
+                Route::new(id("alice/good"), "127.0.0.1:1"),
+                bad_header,
+                no_upstream,
+                Route::new(id("alice/good"), "127.0.0.1:2"),
+                Route::new(id("erin/fine"), "127.0.0.1:5"),
+            ],
+            Some("spaces.test"),
+            "/apps",
+        );
+        let mut kept: Vec<String> = t.iter().map(|c| c.route.space.to_string()).collect();
+        kept.sort();
+        assert_eq!(kept, ["alice/good", "erin/fine"]);
+        assert_eq!(
+            t.get(&id("alice/good")).unwrap().route.upstreams,
+            ["127.0.0.1:1"],
+            "the first of a duplicate is kept"
+        );
+        assert_eq!(rejected.len(), 4, "{rejected:?}");
+        assert!(matches!(rejected[0], RouteError::InvalidUpstream { .. }));
+        assert!(matches!(rejected[1], RouteError::CustomHeader { .. }));
+        assert_eq!(rejected[2], RouteError::NoUpstream(id("dave/none")));
+        assert_eq!(rejected[3], RouteError::Duplicate(id("alice/good")));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::forward::{self, BoxError, ConnInfo, ProxyBody};
 use crate::idle::Activity;
 use crate::meter::{AnalyticsSink, Meter, NoSink, VisitorHasher};
 use crate::route::BoxFuture;
-use crate::route::{Route, RouteError, RouteSource, RouteTable, SpaceId, SpaceState};
+use crate::route::{Route, RouteSource, RouteTable, RoutesRejected, SpaceId, SpaceState};
 use crate::space::SpaceRuntime;
 use crate::wake::{NoWaker, Waker};
 
@@ -234,16 +234,19 @@ impl Proxy {
         &self.shared.config
     }
 
-    /// Compiles `routes` and swaps the table in atomically. On error the old
-    /// table stays. Per-Space state is kept for Spaces in both tables; a
-    /// Space's running flag follows its route's `state` only when that state
-    /// changed (or the Space is new), so a wake is not undone by an unrelated
-    /// update.
-    pub fn apply_routes(&self, routes: Vec<Route>) -> Result<(), RouteError> {
+    /// Compiles `routes` and swaps the table in atomically. A route that
+    /// cannot be served (invalid, listed twice, or whose host label an
+    /// earlier route in `routes` has) is left out, logged and counted; every
+    /// other route is applied all the same, so one bad route never freezes
+    /// the table. The error lists what was left out. Per-Space state is kept
+    /// for Spaces in both tables; a Space's running flag follows its route's
+    /// `state` only when that state changed (or the Space is new), so a wake
+    /// is not undone by an unrelated update.
+    pub fn apply_routes(&self, routes: Vec<Route>) -> Result<(), RoutesRejected> {
         let s = &self.shared;
         let mut spaces = s.spaces.lock().expect("spaces lock");
         let mut next_spaces = HashMap::with_capacity(routes.len());
-        let table = RouteTable::build(
+        let (table, rejected) = RouteTable::build(
             routes,
             s.config.domain.as_deref(),
             &s.config.path_prefix,
@@ -271,29 +274,44 @@ impl Proxy {
                 rt
             },
         );
-        match table {
-            Ok(table) => {
-                s.table.store(Arc::new(table));
-                *spaces = next_spaces;
-                s.meter.route_updates.with_label_values(&["applied"]).inc();
-                Ok(())
-            }
-            Err(e) => {
-                s.meter.route_updates.with_label_values(&["refused"]).inc();
-                Err(e)
-            }
+        s.table.store(Arc::new(table));
+        *spaces = next_spaces;
+        s.meter.route_updates.with_label_values(&["applied"]).inc();
+        s.meter
+            .routes_rejected
+            .set(i64::try_from(rejected.len()).unwrap_or(i64::MAX));
+        for e in &rejected {
+            tracing::error!(error = %e, "route left out of the table");
+        }
+        if rejected.is_empty() {
+            Ok(())
+        } else {
+            Err(RoutesRejected { rejected })
         }
     }
 
     /// Feeds the table from `source` on a background task until it ends.
-    /// Invalid snapshots are logged and counted; the previous table stays.
+    /// Snapshots that are errors are logged and counted and the previous
+    /// table stays; routes left out of a snapshot are logged by
+    /// [`Proxy::apply_routes`].
     pub fn drive(&self, mut source: impl RouteSource) -> JoinHandle<()> {
         let proxy = self.clone();
         tokio::spawn(async move {
             while let Some(snapshot) = source.next_snapshot().await {
-                let result = snapshot.and_then(|routes| proxy.apply_routes(routes));
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "route update refused; keeping the previous table");
+                match snapshot {
+                    Ok(routes) => {
+                        // Already logged route by route.
+                        let _ = proxy.apply_routes(routes);
+                    }
+                    Err(e) => {
+                        proxy
+                            .shared
+                            .meter
+                            .route_updates
+                            .with_label_values(&["refused"])
+                            .inc();
+                        tracing::error!(error = %e, "route update refused; keeping the previous table");
+                    }
                 }
             }
         })

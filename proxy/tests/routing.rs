@@ -451,17 +451,71 @@ async fn route_swap_keeps_open_connections_and_moves_new_requests() {
         "the in-flight request finished on the old upstream"
     );
     assert_eq!(finished.headers["x-upstream"], "old");
-    // An invalid update is refused and the table stays.
-    assert!(
-        p.apply_routes(vec![Route::new("x/y".parse().unwrap(), "nope")])
-            .is_err()
-    );
+    // An invalid route is left out and reported; the rest of the update
+    // still applies.
+    let err = p
+        .apply_routes(vec![
+            Route::new("x/y".parse().unwrap(), "nope"),
+            route("bob/other", new.addr),
+        ])
+        .unwrap_err();
+    assert_eq!(err.rejected.len(), 1, "{err}");
     assert_eq!(
         get(addr, "bob-other.spaces.test", "/echo", &[])
             .await
             .status,
         200
     );
+    assert_eq!(
+        get(addr, "alice-demo.spaces.test", "/echo", &[])
+            .await
+            .status,
+        404,
+        "the update without alice/demo was applied"
+    );
+}
+
+#[tokio::test]
+async fn a_colliding_route_never_freezes_the_table_for_the_other_spaces() {
+    let up = upstream("up").await;
+    let (p, addr) = proxy(config(), vec![route("alice/my-app", up.addr)], |b| b).await;
+    let mut private = route("alice/my-app", up.addr);
+    private.visibility = Visibility::Private;
+    // `alice-my/app` wants the host label `alice/my-app` has; the update
+    // also makes `alice/my-app` private and adds a new Space.
+    let err = p
+        .apply_routes(vec![
+            private,
+            route("alice-my/app", up.addr),
+            route("carol/new", up.addr),
+        ])
+        .unwrap_err();
+    assert_eq!(err.rejected.len(), 1, "{err}");
+    assert!(err.to_string().contains("alice-my/app"), "{err}");
+    assert_eq!(
+        get(addr, "alice-my-app.spaces.test", "/echo", &[])
+            .await
+            .status,
+        404,
+        "the visibility change was applied"
+    );
+    assert_eq!(
+        get(addr, "carol-new.spaces.test", "/echo", &[])
+            .await
+            .status,
+        200,
+        "the new Space is served"
+    );
+    assert_eq!(
+        get(addr, "hub.test", "/apps/alice-my/app/echo", &[])
+            .await
+            .status,
+        404,
+        "the left-out Space has no path route either"
+    );
+    assert_eq!(metric(&p, "spaceport_proxy_routes_rejected"), Some(1.0));
+    p.apply_routes(vec![route("carol/new", up.addr)]).unwrap();
+    assert_eq!(metric(&p, "spaceport_proxy_routes_rejected"), Some(0.0));
 }
 
 #[tokio::test]

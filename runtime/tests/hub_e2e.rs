@@ -132,7 +132,7 @@ async fn git_push_deploys_a_static_space_and_redeploys_without_a_gap() {
     );
 
     // The hub's gauges and the proxy's meters share /metrics.
-    let (s, _, metrics) = hub.get("/metrics", None).await.unwrap();
+    let (s, _, metrics) = hub.get("/metrics", Some(ADMIN_TOKEN)).await.unwrap();
     assert_eq!(s, 200);
     let metrics = String::from_utf8_lossy(&metrics);
     assert!(

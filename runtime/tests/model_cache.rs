@@ -603,7 +603,7 @@ async fn two_spaces_load_a_mounted_model_offline_and_the_second_downloads_nothin
         "{build_b}"
     );
     assert!(build_b.contains(" 0 bytes downloaded"), "{build_b}");
-    let (_, _, metrics) = hub.get("/metrics", None).await.unwrap();
+    let (_, _, metrics) = hub.get("/metrics", Some(ADMIN_TOKEN)).await.unwrap();
     let metrics = String::from_utf8_lossy(&metrics);
     let downloaded = metric(&metrics, "spaceport_cache_downloaded_bytes_total");
     let saved = metric(&metrics, "spaceport_cache_saved_bytes_total");

@@ -180,6 +180,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             .with_context(|| format!("failed to read the flavors in {}", p.display()))?,
         None => FlavorCatalog::builtin(),
     };
+    prepare_data_dir(&args.data_dir)?;
     // Everything that can fail without side effects comes first, so that a
     // first start that fails does not leave an admin whose token nobody saw.
     const NO_DOCKER: &str = "failed to reach the Docker engine (--runner docker runs Spaces as containers: start Docker, or set DOCKER_HOST)";
@@ -201,6 +202,27 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             }
         },
     }
+}
+
+/// Makes the data dir and the folders the hub keeps in it owner-only
+/// (0700, tightening looser existing ones) before anything writes there:
+/// they hold private repos, their exported files and the node's key.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let private = |d: &Path| {
+        crate::state::private_dir(d).with_context(|| format!("failed to prepare {}", d.display()))
+    };
+    private(dir)?;
+    for sub in ["repos", "trees", "cache"] {
+        private(&dir.join(sub))?;
+    }
+    // Only there when Spaces ran as local processes.
+    for sub in ["processes", "venvs"] {
+        let d = dir.join(sub);
+        if d.is_dir() {
+            private(&d)?;
+        }
+    }
+    Ok(())
 }
 
 /// The process runner, under the data dir.
@@ -241,8 +263,6 @@ async fn serve<E: ContainerEngine>(
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("failed to listen on {}", args.listen))?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("failed to create {}", args.data_dir.display()))?;
     let store = Arc::new(Store::open(&args.data_dir).context("failed to open the database")?);
     let admin_token = bootstrap_admin(&store)?;
     let instance = instance_id(&store)?;

@@ -65,16 +65,24 @@ impl<E: ContainerEngine> Hub<E> {
     pub fn refresh_routes(&self) {
         let Some(proxy) = self.proxy() else { return };
         let _one_at_a_time = self.inner.routing.lock().unwrap_or_else(|p| p.into_inner());
-        let repos = match self.inner.store.repos(RepoKind::Space) {
+        let mut repos = match self.inner.store.repos(RepoKind::Space) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "failed to read the Spaces for the route table");
                 return;
             }
         };
+        // The hub refuses new Spaces whose host label is taken, but an older
+        // database may hold two that share one. The proxy keeps the first
+        // route of a contested label, so the oldest Space keeps its host
+        // (as the Kubernetes controller does) and the order is the same
+        // after a restart.
+        repos.sort_by_cached_key(|r| (r.created_at, r.id.to_string().to_ascii_lowercase()));
         let routes: Vec<Route> = repos.iter().map(|r| self.route_of(r)).collect();
+        // The proxy applies the other routes all the same and logs each
+        // left-out one.
         if let Err(e) = proxy.apply_routes(routes) {
-            tracing::error!(error = %e, "failed to update the route table");
+            tracing::warn!(error = %e, "some Spaces were left out of the route table");
         }
     }
 }

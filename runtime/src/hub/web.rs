@@ -1,5 +1,6 @@
 //! The hub's router: the API, git over HTTP, the web UI, health and
-//! metrics.
+//! metrics. The metrics name every Space, private ones included, with their
+//! traffic, so only an admin's token (or signed-in session) reads them.
 
 use axum::Router;
 use axum::extract::State;
@@ -7,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::Hub;
+use super::api::auth::Caller;
 use crate::engine::ContainerEngine;
 
 /// Everything the hub answers on its port (Space requests aside).
@@ -29,7 +31,17 @@ async fn not_found() -> Response {
     .into_response()
 }
 
-async fn metrics<E: ContainerEngine>(State(hub): State<Hub<E>>) -> Response {
+async fn metrics<E: ContainerEngine>(State(hub): State<Hub<E>>, caller: Caller) -> Response {
+    let who = match caller.required() {
+        Ok(who) => who,
+        Err(e) => return e.into_response(),
+    };
+    if !who.user.admin {
+        return super::api::ApiError::forbidden(
+            "only an admin may read the metrics: they name every Space, private ones included",
+        )
+        .into_response();
+    }
     let text = hub.metrics_text();
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],

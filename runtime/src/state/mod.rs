@@ -12,6 +12,14 @@
 //! (32 random bytes, mode 0600, see [`crypt`]). Tokens are stored only as the
 //! SHA-256 of their value.
 //!
+//! The data directory holds private repos, the node key and every token's
+//! hash, so only its owner may read it: [`private_dir`] makes it 0700 and
+//! the database files (`spaceport.db`, `-wal`, `-shm`) and the key are 0600,
+//! set explicitly so the umask does not matter. An existing directory or file
+//! that others could read is tightened when the store opens, with a warning:
+//! the hub is its owner, and anyone else who could read it would see private
+//! data.
+//!
 //! [`Store`] is `Send + Sync`; share it with an `Arc`. Its methods are
 //! synchronous and short (one statement or one small transaction); call them
 //! from async code directly or through `spawn_blocking` for batches.
@@ -146,6 +154,19 @@ pub enum StateError {
     /// The named thing exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// A new Space would get the host name another Space has: the proxy
+    /// routes by host label, so it could serve only one of them.
+    #[error(
+        "failed to create space {space}: its host name {label:?} is already used by space {taken_by}; choose another name"
+    )]
+    HostTaken {
+        /// The Space that was refused.
+        space: String,
+        /// The host label both would use.
+        label: String,
+        /// The Space that has the label.
+        taken_by: String,
+    },
     /// A name, key, value or argument breaks a rule; the message says which.
     #[error("{0}")]
     Invalid(String),
@@ -192,8 +213,19 @@ impl Store {
     /// file is missing but the database holds encrypted secrets, or when the
     /// database was written by a newer build.
     pub fn open(data_dir: &Path) -> Result<Store> {
-        create_dir(data_dir)?;
+        private_dir(data_dir)?;
         let db_path = data_dir.join(DB_FILE);
+        // SQLite creates its files 0644 less the umask, and gives the -wal
+        // and -shm files the database's mode: make the database 0600 first.
+        private_file(&db_path)?;
+        for side in ["-wal", "-shm"] {
+            let mut p = db_path.clone().into_os_string();
+            p.push(side);
+            let p = PathBuf::from(p);
+            if p.exists() {
+                private_file(&p)?;
+            }
+        }
         let mut conn = Connection::open(&db_path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -312,7 +344,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-fn create_dir(dir: &Path) -> Result<()> {
+/// Creates `dir` (and missing parents) so that only its owner may enter it,
+/// or tightens it to that when it exists with looser modes. The mode is set
+/// explicitly after creating, so the umask does not matter.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    let existed = dir.is_dir();
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -321,7 +357,64 @@ fn create_dir(dir: &Path) -> Result<()> {
         what: "create",
         path: dir.to_owned(),
         source,
-    })
+    })?;
+    restrict(dir, 0o700, existed)
+}
+
+/// Creates `path` as an empty file only its owner may read, or tightens it
+/// to that when it exists with looser modes; never truncates.
+fn private_file(path: &Path) -> Result<()> {
+    let existed = path.exists();
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(|source| StateError::Io {
+        what: "create",
+        path: path.to_owned(),
+        source,
+    })?;
+    restrict(path, 0o600, existed)
+}
+
+/// Sets `mode` on what this process just created, and takes the group and
+/// others bits off what existed before, saying so: a data dir copied or
+/// made by hand with a loose umask must not stay readable by every user.
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32, existed: bool) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let io_err = |what| {
+        move |source| StateError::Io {
+            what,
+            path: path.to_owned(),
+            source,
+        }
+    };
+    let current = fs::metadata(path)
+        .map_err(io_err("read the mode of"))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    let wanted = if existed { current & !0o077 } else { mode };
+    if wanted == current {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(wanted))
+        .map_err(io_err("set the mode of"))?;
+    if existed {
+        tracing::warn!(
+            path = %path.display(),
+            was = format!("{current:o}"),
+            now = format!("{wanted:o}"),
+            "tightened a data dir entry that other users could read"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32, _existed: bool) -> Result<()> {
+    Ok(())
 }
 
 fn read_key(path: &Path) -> Result<Option<SecretKey>> {
@@ -336,13 +429,7 @@ fn read_key(path: &Path) -> Result<Option<SecretKey>> {
             });
         }
     };
-    #[cfg(unix)]
-    if let Ok(meta) = fs::metadata(path) {
-        use std::os::unix::fs::PermissionsExt;
-        if meta.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "the secret key file is readable by others; chmod 600 it");
-        }
-    }
+    restrict(path, 0o600, true)?;
     SecretKey::from_bytes(&bytes).map(Some).map_err(|_| {
         StateError::Crypto(format!(
             "failed to open the state store: {} has {} bytes, expected {}",

@@ -209,9 +209,41 @@ fn check_port_free(conn: &Connection, port: Option<u16>, except: Option<i64>) ->
     }
 }
 
+/// Fails when another Space than `id` (in any case) already has the host
+/// label `id` would get. The label is computed by the proxy's own function,
+/// so whatever the router would take for one host is refused here: case,
+/// `_` and `.` (all folded by the label) and the `-` between owner and name
+/// (`alice-my/app` and `alice/my-app`).
+fn check_host_free(conn: &Connection, id: &SpaceId) -> Result<()> {
+    let label = id.host_label();
+    let mut stmt = conn.prepare("SELECT owner, name FROM repos WHERE kind = ?1")?;
+    let rows = stmt.query_map([RepoKind::Space.as_str()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (owner, name) = row?;
+        let same_id =
+            owner.eq_ignore_ascii_case(id.owner()) && name.eq_ignore_ascii_case(id.name());
+        // Rows this build cannot parse never reach the router either.
+        let Ok(other) = spaceport_proxy::route::SpaceId::new(&owner, &name) else {
+            continue;
+        };
+        if !same_id && other.host_label() == label {
+            return Err(StateError::HostTaken {
+                space: id.to_string(),
+                label,
+                taken_by: other.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Creates a repo. Fails with `AlreadyExists` when a repo of the same
-    /// kind has the id in any case, or when its host port is taken.
+    /// kind has the id in any case, or when its host port is taken, and with
+    /// `HostTaken` when another Space has the host label a new Space would
+    /// get.
     pub fn create_repo(&self, new: NewRepo) -> Result<Repo> {
         new.settings.validate()?;
         let settings =
@@ -220,6 +252,9 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         check_port_free(&tx, new.settings.host_port, None)?;
+        if new.kind == RepoKind::Space {
+            check_host_free(&tx, &new.id)?;
+        }
         tx.execute(
             "INSERT INTO repos (kind, owner, name, visibility, created_at, created_by, settings) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

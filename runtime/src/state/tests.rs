@@ -874,3 +874,81 @@ fn error_messages_are_lowercase_and_keep_secrets_out() {
     assert!(!msg.contains(SECRET));
     assert_eq!(msg, "space 'alice/none' not found");
 }
+
+#[test]
+fn a_space_whose_host_label_another_space_has_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    space(&store, "alice/my-app");
+    for clash in [
+        "alice-my/app",
+        "Alice/My_App",
+        "alice/my.app",
+        "ALICE-MY/APP",
+    ] {
+        let err = store
+            .create_repo(NewRepo::new(RepoKind::Space, id(clash), "bob"))
+            .unwrap_err();
+        match &err {
+            StateError::HostTaken {
+                space,
+                label,
+                taken_by,
+            } => {
+                assert_eq!(space, clash);
+                assert_eq!(label, "alice-my-app");
+                assert_eq!(taken_by, "alice/my-app");
+            }
+            other => panic!("{clash}: expected HostTaken, got {other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .starts_with(&format!("failed to create space {clash}: "))
+                && err.to_string().contains("alice/my-app"),
+            "{err}"
+        );
+    }
+    // The same id in another case is the same Space, refused as a duplicate.
+    assert!(matches!(
+        store.create_repo(NewRepo::new(RepoKind::Space, id("Alice/My-App"), "alice")),
+        Err(StateError::AlreadyExists(_))
+    ));
+    // Models and datasets have no host; Spaces with their own labels pass.
+    store
+        .create_repo(NewRepo::new(RepoKind::Model, id("alice-my/app"), "bob"))
+        .unwrap();
+    space(&store, "alice-my/app2");
+    space(&store, "alice/my-app-2");
+    assert_eq!(store.repos(RepoKind::Space).unwrap().len(), 3);
+}
+
+#[cfg(unix)]
+#[test]
+fn store_files_are_owner_only_and_open_ones_are_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let set = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = open(&data);
+    space(&store, "alice/app");
+    assert_eq!(mode(&data), 0o700);
+    for file in [DB_FILE, "spaceport.db-wal", "spaceport.db-shm", KEY_FILE] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    drop(store);
+    set(&data, 0o755);
+    for file in [DB_FILE, "spaceport.db-wal", "spaceport.db-shm", KEY_FILE] {
+        if data.join(file).exists() {
+            set(&data.join(file), 0o644);
+        }
+    }
+    let store = open(&data);
+    assert_eq!(store.repos(RepoKind::Space).unwrap().len(), 1);
+    assert_eq!(mode(&data), 0o700);
+    for file in [DB_FILE, "spaceport.db-wal", "spaceport.db-shm", KEY_FILE] {
+        if data.join(file).exists() {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
+    }
+}

@@ -78,6 +78,7 @@ impl From<crate::state::StateError> for ApiError {
         match &e {
             S::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
             S::AlreadyExists(_) => ApiError::conflict(e.to_string()),
+            S::HostTaken { .. } => ApiError::conflict(e.to_string()),
             S::Invalid(_) => ApiError::bad_request(e.to_string()),
             _ => ApiError::internal(e),
         }
