@@ -80,7 +80,7 @@ async fn status_of(hub: &Hub, space: &str, token: Option<&str>) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_space_whose_host_another_space_has_is_refused_with_409_naming_it() {
+async fn a_space_whose_host_another_space_has_is_refused_with_a_clear_error() {
     let hub = Hub::start(&[]).await;
     let mut tokens = Vec::new();
     for name in ["alice", "bob"] {
@@ -119,11 +119,15 @@ async fn a_space_whose_host_another_space_has_is_refused_with_409_naming_it() {
             Some(json!({"name": "app", "organization": "alice-my", "type": "space", "sdk": "static"})),
         )
         .await;
-    assert_eq!(s, 409, "{refused}");
+    assert_eq!(s, 400, "{refused}");
     let message = refused["error"].as_str().unwrap_or_default();
     assert!(
-        message.contains("alice/my-app") && message.contains("alice-my-app"),
-        "the error names the other Space and the host: {message}"
+        message.contains("alice-my-app") && message.contains("already used"),
+        "the error names the host: {message}"
+    );
+    assert!(
+        !message.contains("alice/my-app"),
+        "the other Space (perhaps private) is not named: {message}"
     );
     // Case, '_' and '.' fold into the same host too.
     let (s, refused) = hub
@@ -134,7 +138,7 @@ async fn a_space_whose_host_another_space_has_is_refused_with_409_naming_it() {
             Some(json!({"name": "My_App", "type": "space", "sdk": "static"})),
         )
         .await;
-    assert_eq!(s, 409, "{refused}");
+    assert_eq!(s, 400, "{refused}");
     // Nothing was made: the organization has no Space and no repo.
     let (s, _) = hub.api("GET", "/api/spaces/alice-my/app", None).await;
     assert_eq!(s, 404);

@@ -156,8 +156,10 @@ pub enum StateError {
     AlreadyExists(String),
     /// A new Space would get the host name another Space has: the proxy
     /// routes by host label, so it could serve only one of them.
+    /// The message does not name the other Space: it may be private, and
+    /// the caller may not know of it.
     #[error(
-        "failed to create space {space}: its host name {label:?} is already used by space {taken_by}; choose another name"
+        "failed to create space {space}: its host name {label:?} is already used by another space; choose another name"
     )]
     HostTaken {
         /// The Space that was refused.

@@ -78,7 +78,9 @@ impl From<crate::state::StateError> for ApiError {
         match &e {
             S::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
             S::AlreadyExists(_) => ApiError::conflict(e.to_string()),
-            S::HostTaken { .. } => ApiError::conflict(e.to_string()),
+            // Not 409: clients read 409 as "it exists already" and, with
+            // `exist_ok`, would carry on as if the Space were theirs.
+            S::HostTaken { .. } => ApiError::bad_request(e.to_string()),
             S::Invalid(_) => ApiError::bad_request(e.to_string()),
             _ => ApiError::internal(e),
         }
