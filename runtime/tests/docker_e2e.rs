@@ -716,18 +716,21 @@ async fn a_docker_space_whose_image_names_no_user_runs_as_uid_1000_unless_the_op
     h.clean().await;
 }
 
-#[tokio::test]
-async fn with_a_read_only_root_a_space_writes_to_tmp_home_and_data_only() {
+/// Runs a busybox Space under a read-only root whose image sets up HOME
+/// with `home_setup` (Dockerfile lines), and checks what it may write.
+async fn read_only_root_probe(space: &str, home_setup: &str) {
     let Some(engine) = docker().await else { return };
     if !busybox_ready() {
         return;
     }
     let _turn = TURN.lock().await;
-    let h = Harness::new(engine.clone(), "e2e/rofs").await;
+    let h = Harness::new(engine.clone(), space).await;
     // HOME holds a file of the image, which must stay readable there.
-    let extra = "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /home/user && echo kept > /home/user/from-image && /bin/busybox chown -R 1000:1000 /home/user\"]\nENV HOME=/home/user\n";
+    let extra = format!(
+        "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /home/user && echo kept > /home/user/from-image && /bin/busybox chown -R 1000:1000 /home/user\"]\n{home_setup}"
+    );
     let probe = "for d in / /tmp $HOME /data; do if /bin/busybox touch $d/probe 2>/dev/null; then echo \"writable:$d\"; else echo \"refused:$d\"; fi; done; echo \"image-file:$(/bin/busybox cat $HOME/from-image)\"; echo probed";
-    let dir = static_space(extra, &shell_then_httpd(probe));
+    let dir = static_space(&extra, &shell_then_httpd(probe));
     let plan = plan_with_storage(dir.path(), &h.space, &[], Some(StorageTier::Small));
     let (outcome, log) = h.build(dir.path(), &plan, "r1", BTreeMap::new()).await;
     let BuildOutcome::Built { tag } = outcome else {
@@ -766,4 +769,16 @@ async fn with_a_read_only_root_a_space_writes_to_tmp_home_and_data_only() {
     assert_eq!(get(s.host_port.unwrap(), "/").await.0, 200);
     runner.stop(&h.space).await.unwrap();
     h.clean().await;
+}
+
+#[tokio::test]
+async fn with_a_read_only_root_a_space_writes_to_tmp_home_and_data_only() {
+    read_only_root_probe("e2e/rofs", "ENV HOME=/home/user\n").await;
+}
+
+#[tokio::test]
+async fn with_a_read_only_root_a_home_that_only_passwd_names_stays_writable() {
+    // As many Space Dockerfiles do: a user, no ENV HOME.
+    let passwd = "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo user:x:1000:1000::/home/user:/bin/sh > /etc/passwd\"]\nUSER user\n";
+    read_only_root_probe("e2e/rofs-passwd", passwd).await;
 }

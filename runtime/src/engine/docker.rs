@@ -307,10 +307,47 @@ fn home_in(env: &[String]) -> Option<&str> {
     env.iter().rev().find_map(|kv| kv.strip_prefix("HOME="))
 }
 
+/// The user a container of `spec` runs as, by name or uid, without group.
+fn effective_user(spec: &ContainerSpec, image: Option<&ImageConfig>) -> String {
+    let user = spec
+        .user
+        .as_deref()
+        .or(image.and_then(|i| i.user.as_deref()))
+        .unwrap_or_default();
+    match user.split(':').next().unwrap_or_default() {
+        "" => "root".into(),
+        name => name.to_owned(),
+    }
+}
+
+/// The home folder that an /etc/passwd gives `user` (a name or a uid).
+fn passwd_home(passwd: &str, user: &str) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        let [name, _, uid, _, _, home, ..] = fields[..] else {
+            return None;
+        };
+        ((name == user || uid == user) && home.starts_with('/')).then(|| home.to_owned())
+    })
+}
+
+/// Whether HOME is set by the spec or the image's variables.
+fn home_is_set(spec: &ContainerSpec, image: Option<&ImageConfig>) -> bool {
+    spec.env.contains_key("HOME")
+        || image
+            .and_then(|i| i.env.as_deref())
+            .and_then(home_in)
+            .is_some()
+}
+
 /// The body that creates the container of `spec` from an image configured
 /// as `image` (`None` when the image could not be read: then only what
-/// the spec says is known).
-fn create_body(spec: &ContainerSpec, image: Option<&ImageConfig>) -> ContainerCreateBody {
+/// the spec says is known), whose /etc/passwd gives its user `passwd_home`.
+fn create_body(
+    spec: &ContainerSpec,
+    image: Option<&ImageConfig>,
+    passwd_home: Option<&str>,
+) -> ContainerCreateBody {
     let mut env = spec.env.clone();
     let image_home = image
         .and_then(|i| i.env.as_deref())
@@ -318,13 +355,19 @@ fn create_body(spec: &ContainerSpec, image: Option<&ImageConfig>) -> ContainerCr
         .map(str::to_owned);
     if !env.contains_key("HOME")
         && image_home.is_none()
+        && passwd_home.is_none()
         && spec.user.is_some()
         && image.is_some_and(|i| is_root_user(i.user.as_deref()))
         && let Some(home) = &spec.fallback_home
     {
         env.insert("HOME".into(), home.clone());
     }
-    let home = env.get("HOME").cloned().or(image_home);
+    // The engine itself sets HOME from the passwd entry.
+    let home = env
+        .get("HOME")
+        .cloned()
+        .or(image_home)
+        .or(passwd_home.map(str::to_owned));
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         user: spec.user.clone(),
@@ -484,6 +527,58 @@ impl DockerEngine {
         }
     }
 
+    /// The /etc/passwd of an image, read from a container created for
+    /// that alone (never started, then removed); `None` when it has none
+    /// or it cannot be read.
+    async fn read_passwd(&self, image: &str) -> Option<String> {
+        const MAX_BYTES: usize = 1 << 20;
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            // Images FROM scratch may have no CMD; this one never runs.
+            cmd: Some(vec!["/nonexistent".into()]),
+            labels: Some(HashMap::from([(
+                MANAGED_LABEL.to_owned(),
+                "true".to_owned(),
+            )])),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = self
+            .docker
+            .create_container(None::<CreateContainerOptions>, body)
+            .await
+            .ok()?
+            .id;
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+            .path("/etc/passwd")
+            .build();
+        let mut stream = self.docker.download_from_container(&id, Some(options));
+        let mut tar = Vec::new();
+        let mut complete = true;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) if tar.len() + c.len() <= MAX_BYTES => tar.extend_from_slice(&c),
+                _ => {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        let _ = self.remove_container(&id).await;
+        if !complete {
+            return None;
+        }
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut entry = archive.entries().ok()?.next()?.ok()?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).ok()?;
+        Some(text)
+    }
+
     /// The spec with its CPU limit capped to the engine host's CPUs.
     fn fit(&self, spec: &ContainerSpec) -> ContainerSpec {
         let mut spec = spec.clone();
@@ -551,7 +646,15 @@ impl ContainerEngine for DockerEngine {
         } else {
             None
         };
-        let body = create_body(&self.fit(spec), image.as_ref());
+        let passwd = if image.is_some() && !home_is_set(spec, image.as_ref()) {
+            let user = effective_user(spec, image.as_ref());
+            self.read_passwd(&spec.image)
+                .await
+                .and_then(|p| passwd_home(&p, &user))
+        } else {
+            None
+        };
+        let body = create_body(&self.fit(spec), image.as_ref(), passwd.as_deref());
         let options = CreateContainerOptions {
             name: Some(spec.name.clone()),
             ..Default::default()
@@ -753,7 +856,7 @@ mod tests {
 
     #[test]
     fn a_container_joins_the_isolated_network_and_runs_as_the_spec_user() {
-        let body = create_body(&as_uid_1000(), Some(&image("", &[])));
+        let body = create_body(&as_uid_1000(), Some(&image("", &[])), None);
         assert_eq!(body.user.as_deref(), Some("1000:1000"));
         let hc = body.host_config.unwrap();
         assert_eq!(hc.network_mode.as_deref(), Some("spaceport-isolated"));
@@ -788,27 +891,29 @@ mod tests {
 
     #[test]
     fn a_root_image_without_home_gets_the_fallback_home_once_it_runs_as_1000() {
-        let body = create_body(&as_uid_1000(), Some(&image("", &["PATH=/bin"])));
+        let body = create_body(&as_uid_1000(), Some(&image("", &["PATH=/bin"])), None);
         assert!(env_of(&body).contains(&"HOME=/tmp".to_owned()));
-        let body = create_body(&as_uid_1000(), Some(&image("root", &[])));
+        let body = create_body(&as_uid_1000(), Some(&image("root", &[])), None);
         assert!(env_of(&body).contains(&"HOME=/tmp".to_owned()));
     }
 
     #[test]
     fn a_home_from_the_image_its_user_or_the_spec_is_kept() {
-        let set = create_body(&as_uid_1000(), Some(&image("", &["HOME=/home/user"])));
+        let set = create_body(&as_uid_1000(), Some(&image("", &["HOME=/home/user"])), None);
         assert!(!env_of(&set).iter().any(|e| e.starts_with("HOME=")));
         // The image's user has a passwd entry, which gives its HOME.
-        let named = create_body(&as_uid_1000(), Some(&image("user", &[])));
+        let named = create_body(&as_uid_1000(), Some(&image("user", &[])), None);
         assert!(!env_of(&named).iter().any(|e| e.starts_with("HOME=")));
         let mut spec = as_uid_1000();
         spec.env.insert("HOME".into(), "/srv".into());
-        assert!(env_of(&create_body(&spec, Some(&image("", &[])))).contains(&"HOME=/srv".into()));
+        assert!(
+            env_of(&create_body(&spec, Some(&image("", &[])), None)).contains(&"HOME=/srv".into())
+        );
         // The image keeps its own user: nothing to replace.
         let mut own = as_uid_1000();
         own.user = None;
         assert!(
-            !env_of(&create_body(&own, Some(&image("", &[]))))
+            !env_of(&create_body(&own, Some(&image("", &[])), None))
                 .iter()
                 .any(|e| e.starts_with("HOME="))
         );
@@ -823,7 +928,7 @@ mod tests {
             target: "/data".into(),
             read_only: false,
         }];
-        let body = create_body(&spec, Some(&image("1000", &["HOME=/home/user"])));
+        let body = create_body(&spec, Some(&image("1000", &["HOME=/home/user"])), None);
         let hc = body.host_config.unwrap();
         assert_eq!(hc.readonly_rootfs, Some(true));
         assert_eq!(hc.tmpfs.unwrap()["/tmp"], TMPFS_OPTIONS);
@@ -845,7 +950,7 @@ mod tests {
     fn a_home_under_tmp_or_a_mount_gets_no_volume_of_its_own() {
         let mut spec = as_uid_1000();
         spec.read_only_root = true;
-        let hc = create_body(&spec, Some(&image("", &[])))
+        let hc = create_body(&spec, Some(&image("", &[])), None)
             .host_config
             .unwrap();
         assert!(hc.mounts.unwrap().is_empty(), "HOME=/tmp is on the tmpfs");
@@ -855,10 +960,42 @@ mod tests {
             read_only: false,
         }];
         spec.env.insert("HOME".into(), "/data/home".into());
-        let hc = create_body(&spec, Some(&image("", &[])))
+        let hc = create_body(&spec, Some(&image("", &[])), None)
             .host_config
             .unwrap();
         assert_eq!(hc.mounts.unwrap().len(), 1, "only /data");
+    }
+
+    #[test]
+    fn the_passwd_entry_of_a_name_or_uid_gives_its_home() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/sh\nbroken\n";
+        assert_eq!(passwd_home(passwd, "1000").as_deref(), Some("/home/user"));
+        assert_eq!(passwd_home(passwd, "user").as_deref(), Some("/home/user"));
+        assert_eq!(passwd_home(passwd, "root").as_deref(), Some("/root"));
+        assert_eq!(passwd_home(passwd, "1001"), None);
+        let spec = as_uid_1000();
+        assert_eq!(effective_user(&spec, Some(&image("", &[]))), "1000");
+        let own = ContainerSpec::default();
+        assert_eq!(effective_user(&own, Some(&image("", &[]))), "root");
+        assert_eq!(
+            effective_user(&own, Some(&image("user:users", &[]))),
+            "user"
+        );
+    }
+
+    #[test]
+    fn a_home_from_passwd_is_kept_and_made_writable_under_a_read_only_root() {
+        let mut spec = as_uid_1000();
+        spec.read_only_root = true;
+        let body = create_body(&spec, Some(&image("", &[])), Some("/home/user"));
+        assert!(
+            !env_of(&body).iter().any(|e| e.starts_with("HOME=")),
+            "the engine sets HOME from passwd"
+        );
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        assert_eq!(mounts[0].target.as_deref(), Some("/home/user"));
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
     }
 
     #[test]
