@@ -483,16 +483,52 @@ async fn python_space_runs(example: &str, space: &str, page_marker: &str) {
     ]))
     .unwrap();
     assert_eq!(inspect[0]["Config"]["User"], "1000:1000");
+    h.runner.stop(&h.space).await.unwrap();
+
+    // The same image under a read-only root: the generated images keep
+    // everything they write in HOME, /tmp or the mounts.
+    let read_only = runner_with(
+        &h.engine,
+        ContainerSettings {
+            read_only_root: true,
+            ..ContainerSettings::default()
+        },
+    );
+    read_only
+        .deploy(Deployment {
+            space: h.space.clone(),
+            commit: "p1".into(),
+            image: tag.clone(),
+            run: plan.run.clone(),
+            secrets: BTreeMap::new(),
+            host_port: None,
+        })
+        .await
+        .unwrap();
+    let s = reach(&read_only, &h.space, &[Stage::Running, Stage::RuntimeError]).await;
+    assert_eq!(s.stage, Stage::Running, "{:?}", s.message);
+    let (code, body) = get(s.host_port.unwrap(), "/").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(page_marker), "{body}");
+    let inspect: serde_json::Value = serde_json::from_slice(&docker_cli(&[
+        "inspect",
+        s.container_id.as_deref().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(inspect[0]["HostConfig"]["ReadonlyRootfs"], true);
+    read_only.stop(&h.space).await.unwrap();
     h.clean().await;
 }
 
 #[tokio::test]
-async fn a_real_gradio_space_from_pypi_reaches_running_and_answers() {
+async fn a_real_gradio_space_from_pypi_reaches_running_and_answers_with_a_writable_or_read_only_root()
+ {
     python_space_runs("gradio-hello", "e2e/gradio", "gradio").await;
 }
 
 #[tokio::test]
-async fn a_real_streamlit_space_from_pypi_reaches_running_and_answers() {
+async fn a_real_streamlit_space_from_pypi_reaches_running_and_answers_with_a_writable_or_read_only_root()
+ {
     python_space_runs("streamlit-hello", "e2e/streamlit", "Streamlit").await;
 }
 
