@@ -10,12 +10,12 @@
 //! base image is kept).
 
 use spaceport_runtime::build::{BuildOutcome, BuildRequest, BuildSettings, Builder};
-use spaceport_runtime::config::parse_readme;
+use spaceport_runtime::config::{StorageTier, parse_readme};
 use spaceport_runtime::engine::{ContainerEngine, DockerEngine};
 use spaceport_runtime::gpu::GpuAllocator;
 use spaceport_runtime::hardware::FlavorCatalog;
 use spaceport_runtime::plan::{BuildPlan, Plan, PlanSettings, SpaceContext, SpaceId, plan};
-use spaceport_runtime::run::{Deployment, RunSettings, Runner, SpaceStatus};
+use spaceport_runtime::run::{ContainerSettings, Deployment, RunSettings, Runner, SpaceStatus};
 use spaceport_runtime::stage::Stage;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -116,10 +116,20 @@ fn copy_example(name: &str) -> tempfile::TempDir {
 }
 
 fn plan_folder(dir: &Path, space: &SpaceId, secrets: &[&str]) -> Plan {
+    plan_with_storage(dir, space, secrets, None)
+}
+
+fn plan_with_storage(
+    dir: &Path,
+    space: &SpaceId,
+    secrets: &[&str],
+    storage: Option<StorageTier>,
+) -> Plan {
     let folder = spaceport_runtime::folder::read(dir).unwrap();
     let parsed = parse_readme(&folder.readme);
     let config = parsed.config.expect("valid README");
     let mut context = SpaceContext::new(space.clone());
+    context.storage = storage;
     context.secret_names = secrets
         .iter()
         .map(|s| (*s).to_owned())
@@ -473,16 +483,52 @@ async fn python_space_runs(example: &str, space: &str, page_marker: &str) {
     ]))
     .unwrap();
     assert_eq!(inspect[0]["Config"]["User"], "1000:1000");
+    h.runner.stop(&h.space).await.unwrap();
+
+    // The same image under a read-only root: the generated images keep
+    // everything they write in HOME, /tmp or the mounts.
+    let read_only = runner_with(
+        &h.engine,
+        ContainerSettings {
+            read_only_root: true,
+            ..ContainerSettings::default()
+        },
+    );
+    read_only
+        .deploy(Deployment {
+            space: h.space.clone(),
+            commit: "p1".into(),
+            image: tag.clone(),
+            run: plan.run.clone(),
+            secrets: BTreeMap::new(),
+            host_port: None,
+        })
+        .await
+        .unwrap();
+    let s = reach(&read_only, &h.space, &[Stage::Running, Stage::RuntimeError]).await;
+    assert_eq!(s.stage, Stage::Running, "{:?}", s.message);
+    let (code, body) = get(s.host_port.unwrap(), "/").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(page_marker), "{body}");
+    let inspect: serde_json::Value = serde_json::from_slice(&docker_cli(&[
+        "inspect",
+        s.container_id.as_deref().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(inspect[0]["HostConfig"]["ReadonlyRootfs"], true);
+    read_only.stop(&h.space).await.unwrap();
     h.clean().await;
 }
 
 #[tokio::test]
-async fn a_real_gradio_space_from_pypi_reaches_running_and_answers() {
+async fn a_real_gradio_space_from_pypi_reaches_running_and_answers_with_a_writable_or_read_only_root()
+ {
     python_space_runs("gradio-hello", "e2e/gradio", "gradio").await;
 }
 
 #[tokio::test]
-async fn a_real_streamlit_space_from_pypi_reaches_running_and_answers() {
+async fn a_real_streamlit_space_from_pypi_reaches_running_and_answers_with_a_writable_or_read_only_root()
+ {
     python_space_runs("streamlit-hello", "e2e/streamlit", "Streamlit").await;
 }
 
@@ -602,4 +648,173 @@ async fn a_sleeping_space_wakes_in_the_same_container_on_the_same_port() {
     runner.stop(&h.space).await.unwrap();
     assert!(engine.inspect_container(&id).await.unwrap().is_none());
     h.clean().await;
+}
+
+/// A runner with these container settings.
+fn runner_with(engine: &Arc<DockerEngine>, container: ContainerSettings) -> Runner<DockerEngine> {
+    Runner::new(
+        engine.clone(),
+        Arc::new(Mutex::new(GpuAllocator::new(Vec::new()))),
+        RunSettings {
+            container,
+            stop_grace_secs: 1,
+            ..RunSettings::default()
+        },
+    )
+}
+
+/// A busybox CMD in exec form: `sh -c script`, then the page server.
+fn shell_then_httpd(script: &str) -> String {
+    let line = format!("{script}; exec /bin/busybox httpd -f -p 8080 -h /www");
+    serde_json::to_string(&["/bin/busybox", "sh", "-c", &line]).unwrap()
+}
+
+/// Deploys and waits for RUNNING, then for a run log line holding `marker`;
+/// returns the log.
+async fn run_until_logged(
+    runner: &Runner<DockerEngine>,
+    h: &Harness,
+    plan: &Plan,
+    commit: &str,
+    tag: &str,
+    marker: &str,
+) -> (SpaceStatus, String) {
+    runner
+        .deploy(Deployment {
+            space: h.space.clone(),
+            commit: commit.into(),
+            image: tag.into(),
+            run: plan.run.clone(),
+            secrets: BTreeMap::new(),
+            host_port: None,
+        })
+        .await
+        .unwrap();
+    let s = reach(runner, &h.space, &[Stage::Running, Stage::RuntimeError]).await;
+    assert_eq!(s.stage, Stage::Running, "{:?}", s.message);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = runner.logs(&h.space).unwrap().lines().join("\n");
+        if log.contains(marker) {
+            return (s, log);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no '{marker}' in the run log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_docker_space_whose_image_names_no_user_runs_as_uid_1000_unless_the_operator_allows_it() {
+    let Some(engine) = docker().await else { return };
+    if !busybox_ready() {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let h = Harness::new(engine.clone(), "e2e/uid").await;
+    let cmd = shell_then_httpd("echo \"uid=$(/bin/busybox id -u) home=$HOME end\"");
+    let dir = static_space("", &cmd);
+    let plan = plan_folder(dir.path(), &h.space, &[]);
+    let (outcome, log) = h.build(dir.path(), &plan, "u1", BTreeMap::new()).await;
+    let BuildOutcome::Built { tag } = outcome else {
+        panic!("{outcome:?}\n{}", log.join("\n"))
+    };
+
+    let runner = runner_with(&engine, ContainerSettings::default());
+    let (s, log) = run_until_logged(&runner, &h, &plan, "u1", &tag, " end").await;
+    assert!(
+        log.contains("uid=1000 home=/tmp end"),
+        "uid 1000, with a HOME it can write:\n{log}"
+    );
+    let inspect: serde_json::Value = serde_json::from_slice(&docker_cli(&[
+        "inspect",
+        s.container_id.as_deref().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(inspect[0]["Config"]["User"], "1000:1000");
+    assert_eq!(get(s.host_port.unwrap(), "/").await.0, 200);
+    runner.stop(&h.space).await.unwrap();
+
+    // The operator lets images choose: this one says nothing, so root.
+    let runner = runner_with(
+        &engine,
+        ContainerSettings {
+            image_user: true,
+            ..ContainerSettings::default()
+        },
+    );
+    let (s, log) = run_until_logged(&runner, &h, &plan, "u1", &tag, " end").await;
+    assert!(log.contains("uid=0 "), "the image's own user:\n{log}");
+    assert_eq!(get(s.host_port.unwrap(), "/").await.0, 200);
+    runner.stop(&h.space).await.unwrap();
+    h.clean().await;
+}
+
+/// Runs a busybox Space under a read-only root whose image sets up HOME
+/// with `home_setup` (Dockerfile lines), and checks what it may write.
+async fn read_only_root_probe(space: &str, home_setup: &str) {
+    let Some(engine) = docker().await else { return };
+    if !busybox_ready() {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let h = Harness::new(engine.clone(), space).await;
+    // HOME holds a file of the image, which must stay readable there.
+    let extra = format!(
+        "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /home/user && echo kept > /home/user/from-image && /bin/busybox chown -R 1000:1000 /home/user\"]\n{home_setup}"
+    );
+    let probe = "for d in / /tmp $HOME /data; do if /bin/busybox touch $d/probe 2>/dev/null; then echo \"writable:$d\"; else echo \"refused:$d\"; fi; done; echo \"image-file:$(/bin/busybox cat $HOME/from-image)\"; echo probed";
+    let dir = static_space(&extra, &shell_then_httpd(probe));
+    let plan = plan_with_storage(dir.path(), &h.space, &[], Some(StorageTier::Small));
+    let (outcome, log) = h.build(dir.path(), &plan, "r1", BTreeMap::new()).await;
+    let BuildOutcome::Built { tag } = outcome else {
+        panic!("{outcome:?}\n{}", log.join("\n"))
+    };
+    let volumes = tempfile::tempdir().unwrap();
+    let data = volumes.path().join("data").join(h.space.host_label());
+    std::fs::create_dir_all(&data).unwrap();
+    // The Space runs as uid 1000; the test may run as another user.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let runner = runner_with(
+        &engine,
+        ContainerSettings {
+            read_only_root: true,
+            volume_root: Some(volumes.path().to_owned()),
+            ..ContainerSettings::default()
+        },
+    );
+    let (s, log) = run_until_logged(&runner, &h, &plan, "r1", &tag, "probed").await;
+    for line in [
+        "refused:/\n",
+        "writable:/tmp",
+        "writable:/home/user",
+        "writable:/data",
+        "image-file:kept",
+    ] {
+        assert!(log.contains(line), "no '{line}' in:\n{log}");
+    }
+    let inspect: serde_json::Value = serde_json::from_slice(&docker_cli(&[
+        "inspect",
+        s.container_id.as_deref().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(inspect[0]["HostConfig"]["ReadonlyRootfs"], true);
+    assert_eq!(get(s.host_port.unwrap(), "/").await.0, 200);
+    runner.stop(&h.space).await.unwrap();
+    h.clean().await;
+}
+
+#[tokio::test]
+async fn with_a_read_only_root_a_space_writes_to_tmp_home_and_data_only() {
+    read_only_root_probe("e2e/rofs", "ENV HOME=/home/user\n").await;
+}
+
+#[tokio::test]
+async fn with_a_read_only_root_a_home_that_only_passwd_names_stays_writable() {
+    // As many Space Dockerfiles do: a user, no ENV HOME.
+    let passwd = "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo user:x:1000:1000::/home/user:/bin/sh > /etc/passwd\"]\nUSER user\n";
+    read_only_root_probe("e2e/rofs-passwd", passwd).await;
 }

@@ -871,3 +871,197 @@ async fn organization_members_manage_its_spaces_and_read_tokens_only_read() {
         .await;
     assert_eq!(s, 403);
 }
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// A docker Space FROM scratch: a static busybox serving a page that names it.
+fn busybox_space(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(BUSYBOX, dir.path().join("busybox")).unwrap();
+    std::fs::write(
+        dir.path().join("README.md"),
+        format!("---\ntitle: {name}\nsdk: docker\napp_port: 8080\n---\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("index.html"), format!("page of {name}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY index.html /www/index.html\nEXPOSE 8080\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// `docker inspect` of the running container of a Space.
+fn inspect_space(space: &str) -> serde_json::Value {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=dev.spaceport.space={space}"),
+            "--filter",
+            "status=running",
+        ])
+        .output()
+        .unwrap();
+    let ids = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id = ids.split_whitespace().next().expect("a running container");
+    let out = std::process::Command::new("docker")
+        .args(["inspect", id])
+        .output()
+        .unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    all[0].clone()
+}
+
+/// The container's one network: (its address, the network's gateway).
+fn address_of(inspect: &serde_json::Value) -> (String, String) {
+    let networks = inspect["NetworkSettings"]["Networks"].as_object().unwrap();
+    assert_eq!(networks.len(), 1, "one network: {networks:?}");
+    let n = networks.values().next().unwrap();
+    (
+        n["IPAddress"].as_str().unwrap().to_owned(),
+        n["Gateway"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// An HTTP GET of `host:port` from inside a container, with busybox's nc
+/// (its static wget needs files a scratch image lacks): whether it
+/// connected and was answered, and what came back.
+fn fetch_from(inspect: &serde_json::Value, host: &str, port: &str) -> (bool, String) {
+    let id = inspect["Id"].as_str().unwrap();
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | {BUSYBOX} nc -w 3 {host} {port}");
+    let out = std::process::Command::new("docker")
+        .args(["exec", id, BUSYBOX, "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.contains(" 200 OK"), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_space_cannot_reach_another_spaces_container_while_the_proxy_serves_both() {
+    if !hub::require(
+        hub::docker_available(),
+        "no Docker engine answers (docker info failed)",
+    ) || !hub::require(
+        std::path::Path::new(BUSYBOX).exists(),
+        "/bin/busybox (a static busybox, Debian's busybox-static) is missing",
+    ) {
+        return;
+    }
+    let _turn = TURN.lock().await;
+    let (open, private) = ("admin/net-open", "admin/net-private");
+    remove_spaces(&[open, private]);
+    let git = Git::new();
+    let mut hub = Hub::start(&[]).await;
+    hub.create_space(open, "docker").await;
+    let (s, body) = hub
+        .api(
+            "POST",
+            "/api/repos/create",
+            Some(json!({"name": "net-private", "type": "space", "sdk": "docker", "private": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (open_files, private_files) = (busybox_space("net-open"), busybox_space("net-private"));
+    let open_repo = git.repo(&hub.git_url(open, ADMIN_TOKEN), open_files.path());
+    let private_repo = git.repo(&hub.git_url(private, ADMIN_TOKEN), private_files.path());
+    git.ok(open_repo.path(), &["push", "origin", "main"]);
+    git.ok(private_repo.path(), &["push", "origin", "main"]);
+    for space in [open, private] {
+        hub.wait_stage(space, &["RUNNING"], Duration::from_secs(300))
+            .await;
+    }
+
+    let proxy_serves_both = |hub: &Hub| {
+        let probe = Hub::probe(hub.port);
+        let private_host = hub.host_of(private);
+        async move {
+            let (s, body) = probe.visit(open, "/").await.unwrap();
+            assert_eq!(s, 200, "{body}");
+            assert!(body.contains("page of net-open"), "{body}");
+            assert_eq!(probe.visit(private, "/").await.unwrap().0, 404);
+            let (s, _, body) = probe
+                .request("GET", "/", Some(&private_host), Some(ADMIN_TOKEN), None)
+                .await
+                .unwrap();
+            assert_eq!(s, 200);
+            assert!(String::from_utf8_lossy(&body).contains("page of net-private"));
+        }
+    };
+    proxy_serves_both(&hub).await;
+
+    let a = inspect_space(open);
+    let b = inspect_space(private);
+    let (a_ip, gateway) = address_of(&a);
+    let (b_ip, _) = address_of(&b);
+    let b_host_port = b["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        b["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostIp"],
+        "127.0.0.1"
+    );
+
+    // The fetch works in there: the container gets its own page.
+    let (ok, text) = fetch_from(&a, &a_ip, "8080");
+    assert!(ok && text.contains("page of net-open"), "{text}");
+    // The private Space's container answers on its address, from the host...
+    let from_host = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect((b_ip.as_str(), 8080)),
+    )
+    .await;
+    assert!(
+        matches!(from_host, Ok(Ok(_))),
+        "the host reaches {b_ip}:8080: {from_host:?}"
+    );
+    // ...but not from the other Space, by its address or by the published port.
+    let (ok, text) = fetch_from(&a, &b_ip, "8080");
+    assert!(
+        !ok && !text.contains("page of net-private"),
+        "a Space fetched the private Space's page by its address: {text}"
+    );
+    let (ok, text) = fetch_from(&a, &gateway, &b_host_port);
+    assert!(
+        !ok && !text.contains("page of net-private"),
+        "a Space fetched the private Space's page through the gateway: {text}"
+    );
+
+    // Traffic leaving the network still flows: the container reaches a
+    // server of the host's on the network's gateway address.
+    let outside = tokio::net::TcpListener::bind((gateway.as_str(), 0))
+        .await
+        .unwrap();
+    let outside_port = outside.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = outside.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\noutside")
+            .await
+            .unwrap();
+    });
+    let (ok, text) = fetch_from(&a, &gateway, &outside_port.to_string());
+    assert!(ok && text.contains("outside"), "{text}");
+    server.await.unwrap();
+
+    // A restarted hub adopts both containers, which keep being served.
+    hub.kill9();
+    hub.spawn().await;
+    for space in [open, private] {
+        hub.wait_stage(space, &["RUNNING"], Duration::from_secs(60))
+            .await;
+    }
+    proxy_serves_both(&hub).await;
+    assert_eq!(inspect_space(open)["Id"], a["Id"], "the same container");
+    remove_spaces(&[open, private]);
+}

@@ -99,6 +99,16 @@ pub struct UpArgs {
     /// (docker when a Docker engine answers, else process).
     #[arg(long, env = "SPACEPORT_RUNNER", value_enum, default_value_t = RunnerKind::Auto)]
     pub runner: RunnerKind,
+    /// Let a docker Space's image choose its user (its USER, root when it
+    /// names none). Without it every Space runs as uid 1000, as on Hugging
+    /// Face.
+    #[arg(long, env = "SPACEPORT_ALLOW_IMAGE_USER")]
+    pub allow_image_user: bool,
+    /// Run Space containers with a read-only root filesystem: /tmp (a
+    /// tmpfs), HOME and /data stay writable. Spaces that write next to
+    /// their code elsewhere fail with it.
+    #[arg(long, env = "SPACEPORT_READ_ONLY_ROOT")]
+    pub read_only_root: bool,
     /// The Python that makes the environments of Spaces run as processes.
     #[arg(long, env = "SPACEPORT_PYTHON", default_value = "python3")]
     pub python: String,
@@ -276,6 +286,8 @@ async fn serve<E: ContainerEngine>(
                 ca_bundle: args.ca_bundle.clone(),
                 instance: Some(instance),
                 volume_root: Some(args.data_dir.join("cache")),
+                image_user: args.allow_image_user,
+                read_only_root: args.read_only_root,
                 ..ContainerSettings::default()
             },
             ..RunSettings::default()

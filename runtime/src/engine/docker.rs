@@ -11,13 +11,14 @@
 
 use super::{
     BindMount, ContainerEngine, ContainerInfo, ContainerSpec, ContextStream, EngineError,
-    ImageBuildSpec, LogSender, Result, split_lines,
+    ImageBuildSpec, LogSender, MANAGED_LABEL, Result, split_lines,
 };
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::grpc::build::{ImageBuildFrontendOptions, ImageBuildLoadInput, SecretSource};
 use bollard::models::{
-    ContainerCreateBody, DeviceRequest, HostConfig, Mount, MountType, PortBinding,
+    ContainerCreateBody, DeviceRequest, HostConfig, ImageConfig, Mount, MountType,
+    NetworkCreateRequest, NetworkInspect, PortBinding,
 };
 use bollard::query_parameters::{
     BuildImageOptions, BuilderVersion, CreateContainerOptions, InspectContainerOptions,
@@ -35,6 +36,8 @@ pub struct DockerEngine {
     /// The engine host's CPUs, in nano-CPUs: Docker refuses a container
     /// limit above it, so larger flavors are capped to the whole machine.
     host_nano_cpus: Option<i64>,
+    /// Held while the isolated network is looked up and created.
+    network_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 fn api(e: BollardError) -> EngineError {
@@ -80,6 +83,7 @@ impl DockerEngine {
         Ok(DockerEngine {
             docker,
             host_nano_cpus,
+            network_lock: Default::default(),
         })
     }
 
@@ -247,7 +251,142 @@ impl DockerEngine {
     }
 }
 
-fn host_config(spec: &ContainerSpec) -> HostConfig {
+/// The driver option that turns traffic between a bridge's containers off.
+const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
+
+/// The request that creates an isolated network: a bridge whose containers
+/// reach the outside (masqueraded, as on the default bridge) but not each
+/// other, labelled as spaceport's.
+fn network_request(name: &str) -> NetworkCreateRequest {
+    NetworkCreateRequest {
+        name: name.to_owned(),
+        driver: Some("bridge".into()),
+        options: Some(HashMap::from([
+            (ICC_OPTION.to_owned(), "false".to_owned()),
+            (
+                "com.docker.network.bridge.enable_ip_masquerade".to_owned(),
+                "true".to_owned(),
+            ),
+        ])),
+        labels: Some(HashMap::from([(
+            MANAGED_LABEL.to_owned(),
+            "true".to_owned(),
+        )])),
+        ..Default::default()
+    }
+}
+
+/// Refuses a network of that name that lets its containers talk to each
+/// other (made by hand, or by something else): joining it would undo the
+/// isolation it stands for.
+fn check_isolated(name: &str, network: &NetworkInspect) -> Result<()> {
+    let icc = network
+        .options
+        .as_ref()
+        .and_then(|o| o.get(ICC_OPTION))
+        .map(String::as_str);
+    if icc == Some("false") {
+        Ok(())
+    } else {
+        Err(EngineError::Api(format!(
+            "failed to use the network {name}: it lets containers reach each other \
+             ({ICC_OPTION} is not false); remove it and spaceport creates it isolated"
+        )))
+    }
+}
+
+/// Whether an image's USER is root (empty means root).
+fn is_root_user(user: Option<&str>) -> bool {
+    let user = user.unwrap_or_default();
+    let name = user.split(':').next().unwrap_or_default();
+    matches!(name, "" | "root" | "0")
+}
+
+/// HOME as set by a list of `KEY=value` variables.
+fn home_in(env: &[String]) -> Option<&str> {
+    env.iter().rev().find_map(|kv| kv.strip_prefix("HOME="))
+}
+
+/// The user a container of `spec` runs as, by name or uid, without group.
+fn effective_user(spec: &ContainerSpec, image: Option<&ImageConfig>) -> String {
+    let user = spec
+        .user
+        .as_deref()
+        .or(image.and_then(|i| i.user.as_deref()))
+        .unwrap_or_default();
+    match user.split(':').next().unwrap_or_default() {
+        "" => "root".into(),
+        name => name.to_owned(),
+    }
+}
+
+/// The home folder that an /etc/passwd gives `user` (a name or a uid).
+fn passwd_home(passwd: &str, user: &str) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        let [name, _, uid, _, _, home, ..] = fields[..] else {
+            return None;
+        };
+        ((name == user || uid == user) && home.starts_with('/')).then(|| home.to_owned())
+    })
+}
+
+/// Whether HOME is set by the spec or the image's variables.
+fn home_is_set(spec: &ContainerSpec, image: Option<&ImageConfig>) -> bool {
+    spec.env.contains_key("HOME")
+        || image
+            .and_then(|i| i.env.as_deref())
+            .and_then(home_in)
+            .is_some()
+}
+
+/// The body that creates the container of `spec` from an image configured
+/// as `image` (`None` when the image could not be read: then only what
+/// the spec says is known), whose /etc/passwd gives its user `passwd_home`.
+fn create_body(
+    spec: &ContainerSpec,
+    image: Option<&ImageConfig>,
+    passwd_home: Option<&str>,
+) -> ContainerCreateBody {
+    let mut env = spec.env.clone();
+    let image_home = image
+        .and_then(|i| i.env.as_deref())
+        .and_then(home_in)
+        .map(str::to_owned);
+    if !env.contains_key("HOME")
+        && image_home.is_none()
+        && passwd_home.is_none()
+        && spec.user.is_some()
+        && image.is_some_and(|i| is_root_user(i.user.as_deref()))
+        && let Some(home) = &spec.fallback_home
+    {
+        env.insert("HOME".into(), home.clone());
+    }
+    // The engine itself sets HOME from the passwd entry.
+    let home = env
+        .get("HOME")
+        .cloned()
+        .or(image_home)
+        .or(passwd_home.map(str::to_owned));
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        user: spec.user.clone(),
+        env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(spec.labels.clone().into_iter().collect()),
+        exposed_ports: spec.container_port.map(|p| vec![format!("{p}/tcp")]),
+        cmd: spec.cmd.clone(),
+        host_config: Some(host_config(spec, home.as_deref())),
+        ..Default::default()
+    }
+}
+
+/// Where `/tmp` is a tmpfs: sticky and world-writable as a disk /tmp, no
+/// device files or setuid. Its pages count against the memory limit.
+const TMPFS_OPTIONS: &str = "rw,nosuid,nodev,mode=1777";
+
+/// `home` is the container's HOME when known; with a read-only root it
+/// gets a volume of its own unless /tmp or a mount already covers it.
+fn host_config(spec: &ContainerSpec, home: Option<&str>) -> HostConfig {
     let port_bindings = spec.container_port.map(|port| {
         HashMap::from([(
             format!("{port}/tcp"),
@@ -257,7 +396,7 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
             }]),
         )])
     });
-    let mounts = spec
+    let mut mounts: Vec<Mount> = spec
         .mounts
         .iter()
         .map(
@@ -274,6 +413,32 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
             },
         )
         .collect();
+    let under = |path: &str, folder: &str| {
+        let folder = folder.trim_end_matches('/');
+        path == folder || path.starts_with(&format!("{folder}/"))
+    };
+    let mut tmpfs = None;
+    if spec.read_only_root {
+        tmpfs = Some(HashMap::from([(
+            "/tmp".to_owned(),
+            TMPFS_OPTIONS.to_owned(),
+        )]));
+        if let Some(home) = home.map(|h| h.trim_end_matches('/'))
+            && home.starts_with('/')
+            && !home.is_empty()
+            && !under(home, "/tmp")
+            && !spec.mounts.iter().any(|m| under(home, &m.target))
+        {
+            // An anonymous volume starts as a copy of the image's folder
+            // (owner included), so files the image put in HOME stay.
+            mounts.push(Mount {
+                target: Some(home.to_owned()),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(false),
+                ..Default::default()
+            });
+        }
+    }
     let device_requests = (!spec.gpu_device_ids.is_empty()).then(|| {
         vec![DeviceRequest {
             driver: Some("nvidia".into()),
@@ -292,6 +457,9 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
         privileged: Some(false),
         cap_drop: Some(vec!["ALL".into()]),
         security_opt: Some(vec!["no-new-privileges".into()]),
+        network_mode: spec.network.clone(),
+        readonly_rootfs: spec.read_only_root.then_some(true),
+        tmpfs,
         ..Default::default()
     }
 }
@@ -330,6 +498,87 @@ fn info_from_inspect(r: bollard::models::ContainerInspectResponse) -> ContainerI
 }
 
 impl DockerEngine {
+    /// Makes sure the isolated network `name` exists, creating it when
+    /// missing; one of that name that is not isolated is refused.
+    async fn ensure_network(&self, name: &str) -> Result<()> {
+        // One check-then-create at a time: older engines accept a second
+        // network of the same name, which makes the name ambiguous.
+        let _one = self.network_lock.lock().await;
+        match self.docker.inspect_network(name, None).await {
+            Ok(n) => return check_isolated(name, &n),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(api(e)),
+        }
+        match self.docker.create_network(network_request(name)).await {
+            Ok(_) => {
+                tracing::info!(network = name, "created the isolated network of Spaces");
+                Ok(())
+            }
+            // Another hub on this engine made it meanwhile.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {
+                let n = self.docker.inspect_network(name, None).await.map_err(api)?;
+                check_isolated(name, &n)
+            }
+            Err(e) => Err(EngineError::Api(format!(
+                "failed to create the network {name}: {e}"
+            ))),
+        }
+    }
+
+    /// The /etc/passwd of an image, read from a container created for
+    /// that alone (never started, then removed); `None` when it has none
+    /// or it cannot be read.
+    async fn read_passwd(&self, image: &str) -> Option<String> {
+        const MAX_BYTES: usize = 1 << 20;
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            // Images FROM scratch may have no CMD; this one never runs.
+            cmd: Some(vec!["/nonexistent".into()]),
+            labels: Some(HashMap::from([(
+                MANAGED_LABEL.to_owned(),
+                "true".to_owned(),
+            )])),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = self
+            .docker
+            .create_container(None::<CreateContainerOptions>, body)
+            .await
+            .ok()?
+            .id;
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+            .path("/etc/passwd")
+            .build();
+        let mut stream = self.docker.download_from_container(&id, Some(options));
+        let mut tar = Vec::new();
+        let mut complete = true;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) if tar.len() + c.len() <= MAX_BYTES => tar.extend_from_slice(&c),
+                _ => {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        let _ = self.remove_container(&id).await;
+        if !complete {
+            return None;
+        }
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut entry = archive.entries().ok()?.next()?.ok()?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).ok()?;
+        Some(text)
+    }
+
     /// The spec with its CPU limit capped to the engine host's CPUs.
     fn fit(&self, spec: &ContainerSpec) -> ContainerSpec {
         let mut spec = spec.clone();
@@ -383,16 +632,29 @@ impl ContainerEngine for DockerEngine {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            user: spec.user.clone(),
-            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(spec.labels.clone().into_iter().collect()),
-            exposed_ports: spec.container_port.map(|p| vec![format!("{p}/tcp")]),
-            cmd: spec.cmd.clone(),
-            host_config: Some(host_config(&self.fit(spec))),
-            ..Default::default()
+        if let Some(network) = &spec.network {
+            self.ensure_network(network).await?;
+        }
+        // HOME decides what a read-only root leaves writable and whether a
+        // replaced root user needs one: the image's settings say.
+        let image = if spec.user.is_some() || spec.read_only_root {
+            match self.docker.inspect_image(&spec.image).await {
+                Ok(i) => i.config,
+                Err(e) if is_not_found(&e) => None,
+                Err(e) => return Err(api(e)),
+            }
+        } else {
+            None
         };
+        let passwd = if image.is_some() && !home_is_set(spec, image.as_ref()) {
+            let user = effective_user(spec, image.as_ref());
+            self.read_passwd(&spec.image)
+                .await
+                .and_then(|p| passwd_home(&p, &user))
+        } else {
+            None
+        };
+        let body = create_body(&self.fit(spec), image.as_ref(), passwd.as_deref());
         let options = CreateContainerOptions {
             name: Some(spec.name.clone()),
             ..Default::default()
@@ -553,7 +815,7 @@ mod tests {
             pids_limit: Some(4096),
             ..ContainerSpec::default()
         };
-        let hc = host_config(&spec);
+        let hc = host_config(&spec, None);
         assert_eq!(hc.privileged, Some(false));
         assert_eq!(hc.cap_drop, Some(vec!["ALL".to_owned()]));
         assert_eq!(hc.security_opt, Some(vec!["no-new-privileges".to_owned()]));
@@ -571,10 +833,175 @@ mod tests {
         assert_eq!(gpu.driver.as_deref(), Some("nvidia"));
     }
 
+    fn image(user: &str, env: &[&str]) -> ImageConfig {
+        ImageConfig {
+            user: Some(user.into()),
+            env: Some(env.iter().map(|e| (*e).to_owned()).collect()),
+            ..Default::default()
+        }
+    }
+
+    fn as_uid_1000() -> ContainerSpec {
+        ContainerSpec {
+            user: Some("1000:1000".into()),
+            fallback_home: Some("/tmp".into()),
+            network: Some("spaceport-isolated".into()),
+            ..ContainerSpec::default()
+        }
+    }
+
+    fn env_of(body: &ContainerCreateBody) -> Vec<String> {
+        body.env.clone().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_container_joins_the_isolated_network_and_runs_as_the_spec_user() {
+        let body = create_body(&as_uid_1000(), Some(&image("", &[])), None);
+        assert_eq!(body.user.as_deref(), Some("1000:1000"));
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.network_mode.as_deref(), Some("spaceport-isolated"));
+        assert_eq!(
+            hc.readonly_rootfs, None,
+            "the root stays writable by default"
+        );
+        assert_eq!(hc.tmpfs, None);
+    }
+
+    #[test]
+    fn the_isolated_network_turns_traffic_between_its_containers_off() {
+        let request = network_request("spaceport-isolated");
+        assert_eq!(request.driver.as_deref(), Some("bridge"));
+        assert_eq!(request.options.unwrap()[ICC_OPTION], "false");
+        assert_eq!(request.labels.unwrap()[MANAGED_LABEL], "true");
+        let open = NetworkInspect {
+            options: Some(HashMap::new()),
+            ..Default::default()
+        };
+        let err = check_isolated("spaceport-isolated", &open).unwrap_err();
+        assert!(
+            err.to_string().contains("failed to use the network"),
+            "{err}"
+        );
+        let closed = NetworkInspect {
+            options: Some(HashMap::from([(ICC_OPTION.into(), "false".into())])),
+            ..Default::default()
+        };
+        assert!(check_isolated("spaceport-isolated", &closed).is_ok());
+    }
+
+    #[test]
+    fn a_root_image_without_home_gets_the_fallback_home_once_it_runs_as_1000() {
+        let body = create_body(&as_uid_1000(), Some(&image("", &["PATH=/bin"])), None);
+        assert!(env_of(&body).contains(&"HOME=/tmp".to_owned()));
+        let body = create_body(&as_uid_1000(), Some(&image("root", &[])), None);
+        assert!(env_of(&body).contains(&"HOME=/tmp".to_owned()));
+    }
+
+    #[test]
+    fn a_home_from_the_image_its_user_or_the_spec_is_kept() {
+        let set = create_body(&as_uid_1000(), Some(&image("", &["HOME=/home/user"])), None);
+        assert!(!env_of(&set).iter().any(|e| e.starts_with("HOME=")));
+        // The image's user has a passwd entry, which gives its HOME.
+        let named = create_body(&as_uid_1000(), Some(&image("user", &[])), None);
+        assert!(!env_of(&named).iter().any(|e| e.starts_with("HOME=")));
+        let mut spec = as_uid_1000();
+        spec.env.insert("HOME".into(), "/srv".into());
+        assert!(
+            env_of(&create_body(&spec, Some(&image("", &[])), None)).contains(&"HOME=/srv".into())
+        );
+        // The image keeps its own user: nothing to replace.
+        let mut own = as_uid_1000();
+        own.user = None;
+        assert!(
+            !env_of(&create_body(&own, Some(&image("", &[])), None))
+                .iter()
+                .any(|e| e.starts_with("HOME="))
+        );
+    }
+
+    #[test]
+    fn a_read_only_root_keeps_tmp_home_and_data_writable() {
+        let mut spec = as_uid_1000();
+        spec.read_only_root = true;
+        spec.mounts = vec![BindMount {
+            source: "/srv/data/alice-demo".into(),
+            target: "/data".into(),
+            read_only: false,
+        }];
+        let body = create_body(&spec, Some(&image("1000", &["HOME=/home/user"])), None);
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.readonly_rootfs, Some(true));
+        assert_eq!(hc.tmpfs.unwrap()["/tmp"], TMPFS_OPTIONS);
+        let mounts = hc.mounts.unwrap();
+        let home = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some("/home/user"))
+            .expect("a volume at HOME");
+        assert_eq!(home.typ, Some(MountType::VOLUME));
+        assert_eq!(home.source, None, "a fresh anonymous volume");
+        let data = mounts
+            .iter()
+            .find(|m| m.target.as_deref() == Some("/data"))
+            .unwrap();
+        assert_eq!(data.read_only, Some(false));
+    }
+
+    #[test]
+    fn a_home_under_tmp_or_a_mount_gets_no_volume_of_its_own() {
+        let mut spec = as_uid_1000();
+        spec.read_only_root = true;
+        let hc = create_body(&spec, Some(&image("", &[])), None)
+            .host_config
+            .unwrap();
+        assert!(hc.mounts.unwrap().is_empty(), "HOME=/tmp is on the tmpfs");
+        spec.mounts = vec![BindMount {
+            source: "/srv/data/x".into(),
+            target: "/data".into(),
+            read_only: false,
+        }];
+        spec.env.insert("HOME".into(), "/data/home".into());
+        let hc = create_body(&spec, Some(&image("", &[])), None)
+            .host_config
+            .unwrap();
+        assert_eq!(hc.mounts.unwrap().len(), 1, "only /data");
+    }
+
+    #[test]
+    fn the_passwd_entry_of_a_name_or_uid_gives_its_home() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/sh\nbroken\n";
+        assert_eq!(passwd_home(passwd, "1000").as_deref(), Some("/home/user"));
+        assert_eq!(passwd_home(passwd, "user").as_deref(), Some("/home/user"));
+        assert_eq!(passwd_home(passwd, "root").as_deref(), Some("/root"));
+        assert_eq!(passwd_home(passwd, "1001"), None);
+        let spec = as_uid_1000();
+        assert_eq!(effective_user(&spec, Some(&image("", &[]))), "1000");
+        let own = ContainerSpec::default();
+        assert_eq!(effective_user(&own, Some(&image("", &[]))), "root");
+        assert_eq!(
+            effective_user(&own, Some(&image("user:users", &[]))),
+            "user"
+        );
+    }
+
+    #[test]
+    fn a_home_from_passwd_is_kept_and_made_writable_under_a_read_only_root() {
+        let mut spec = as_uid_1000();
+        spec.read_only_root = true;
+        let body = create_body(&spec, Some(&image("", &[])), Some("/home/user"));
+        assert!(
+            !env_of(&body).iter().any(|e| e.starts_with("HOME=")),
+            "the engine sets HOME from passwd"
+        );
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        assert_eq!(mounts[0].target.as_deref(), Some("/home/user"));
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+    }
+
     #[test]
     fn no_gpus_means_no_device_request() {
         assert!(
-            host_config(&ContainerSpec::default())
+            host_config(&ContainerSpec::default(), None)
                 .device_requests
                 .is_none()
         );

@@ -97,6 +97,20 @@ pub struct ContainerSpec {
     pub gpu_device_ids: Vec<String>,
     /// Overrides the image's CMD.
     pub cmd: Option<Vec<String>>,
+    /// A network of spaceport's to join instead of the engine's default
+    /// one. The engine creates it on first use, labelled as spaceport's,
+    /// with traffic between its containers turned off: a container reaches
+    /// the outside, not the other containers. `None`: the engine's default.
+    pub network: Option<String>,
+    /// HOME for a container whose `user` replaces an image's root user,
+    /// when neither `env` nor the image sets HOME: a uid with no passwd
+    /// entry would otherwise get `/`, which it cannot write.
+    pub fallback_home: Option<String>,
+    /// The image's filesystem is read-only. `/tmp` is then a fresh tmpfs,
+    /// HOME (when known from `env` or the image) a fresh anonymous volume
+    /// holding a copy of the image's folder there, and `mounts` keep their
+    /// own mode.
+    pub read_only_root: bool,
 }
 
 /// What an engine reports about a container.

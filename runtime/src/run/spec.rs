@@ -1,6 +1,8 @@
 //! From a [`RunSpec`] to the container the engine creates: the Space's
-//! environment and secrets, uid 1000 for generated images, limits from the
-//! flavor, the app port published on a loopback (or private) address,
+//! environment and secrets, uid 1000 (for every image unless the operator
+//! lets images choose), limits from the flavor, the network on which Spaces
+//! cannot reach each other, a read-only root when the operator asks, the
+//! app port published on a loopback (or private) address,
 //! read-only hub volumes, the operator's extra CA certificates, the GPUs
 //! granted, and the labels by which spaceport finds the container again.
 //! Pure: it reads no file and calls no engine.
@@ -56,7 +58,26 @@ pub struct ContainerSettings {
     /// The installation the containers belong to (a label): several hubs
     /// on one Docker engine each adopt only their own containers.
     pub instance: Option<String>,
+    /// The network Spaces join, on which they reach the outside but not
+    /// each other ([`SPACES_NETWORK`] unless set; `None`: the engine's
+    /// default network, where containers reach each other by address).
+    pub network: Option<String>,
+    /// Let an image's own USER stand. Off, every Space runs as uid 1000,
+    /// as on Hugging Face: a docker Space whose image says nothing (root)
+    /// or names another user runs as 1000 too.
+    pub image_user: bool,
+    /// Read-only image filesystems, with /tmp, HOME and the mounts (such
+    /// as /data) writable. Off by default: many Spaces write next to their
+    /// code, outside HOME.
+    pub read_only_root: bool,
 }
+
+/// The network of Spaces on one engine.
+pub const SPACES_NETWORK: &str = "spaceport-isolated";
+
+/// HOME of a Space whose image runs as root and sets none, once it runs as
+/// uid 1000 (which has no home in such an image).
+pub const FALLBACK_HOME: &str = "/tmp";
 
 impl Default for ContainerSettings {
     fn default() -> Self {
@@ -65,6 +86,9 @@ impl Default for ContainerSettings {
             ca_bundle: None,
             volume_root: None,
             instance: None,
+            network: Some(SPACES_NETWORK.into()),
+            image_user: false,
+            read_only_root: false,
         }
     }
 }
@@ -159,11 +183,14 @@ pub fn container_spec(
         labels.insert(HEALTH_LABEL.into(), h.path.clone());
     }
     let r = &run.resources;
+    let user = run
+        .user
+        .or((!settings.image_user).then_some(crate::plan::dockerfile::SPACE_UID));
     ContainerSpec {
         name: container_name(space, commit),
         image: image.to_owned(),
         env,
-        user: run.user.map(|u| format!("{u}:{u}")),
+        user: user.map(|u| format!("{u}:{u}")),
         labels,
         container_port: run.port,
         host_port: None,
@@ -174,6 +201,9 @@ pub fn container_spec(
         mounts,
         gpu_device_ids: uuids,
         cmd: None,
+        network: settings.network.clone(),
+        fallback_home: user.map(|_| FALLBACK_HOME.into()),
+        read_only_root: settings.read_only_root,
     }
 }
 

@@ -178,6 +178,33 @@ fn the_container_spec_carries_env_secrets_limits_labels_and_uid_1000() {
     assert_eq!(spec.name, "spaceport-alice-demo-abc");
 }
 
+#[test]
+fn an_image_that_names_no_user_runs_as_1000_on_the_isolated_network_unless_the_operator_allows() {
+    let d = deployment(
+        "abc",
+        RunSpec {
+            user: None,
+            ..run_spec(0)
+        },
+    );
+    let spec_with = |settings: &ContainerSettings| {
+        container_spec(&d.space, "abc", &d.image, &d.run, &d.secrets, &[], settings)
+    };
+    let spec = spec_with(&ContainerSettings::default());
+    assert_eq!(spec.user.as_deref(), Some("1000:1000"));
+    assert_eq!(spec.fallback_home.as_deref(), Some(spec::FALLBACK_HOME));
+    assert_eq!(spec.network.as_deref(), Some(spec::SPACES_NETWORK));
+    assert!(!spec.read_only_root);
+    let own = spec_with(&ContainerSettings {
+        image_user: true,
+        read_only_root: true,
+        ..ContainerSettings::default()
+    });
+    assert_eq!(own.user, None, "the image's USER stands");
+    assert_eq!(own.fallback_home, None);
+    assert!(own.read_only_root);
+}
+
 #[tokio::test]
 async fn a_space_is_app_starting_until_its_app_answers_then_running() {
     let engine = Arc::new(FakeEngine::new());
