@@ -172,6 +172,14 @@ async fn links_pushed_to_a_static_space_never_serve_files_from_outside_its_tree(
     let remote = git.ok(w, &["ls-remote", "origin", "refs/heads/main"]);
     assert!(remote.starts_with(&pushed), "{remote} is not {pushed}");
 
+    // The download API gives a link as git holds it: its text.
+    let (s, _, bytes) = hub
+        .get(&format!("/spaces/{space}/resolve/{pushed}/key"), None)
+        .await
+        .unwrap();
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(bytes, b"r/r/r/r/../../../../secret.key");
+
     // Without the escaping links, the Space serves, links inside included.
     for name in ["key", "db", "trees", "passwd"] {
         std::fs::remove_file(w.join(name)).unwrap();
