@@ -213,7 +213,11 @@ mod tests {
         std::os::unix::fs::symlink("r/r/..", root.join("up")).unwrap();
         let folder = read(&root).unwrap();
         let paths: Vec<&str> = folder.files.paths().collect();
-        assert_eq!(paths, ["README.md", "r", "up"], "links are listed, not walked");
+        assert_eq!(
+            paths,
+            ["README.md", "r", "up"],
+            "links are listed, not walked"
+        );
     }
 
     #[test]
