@@ -196,6 +196,31 @@ mod tests {
     }
 
     #[test]
+    fn never_reads_or_walks_what_links_lead_to_outside_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("outside.md"), "---\nsdk: static\n---\n").unwrap();
+        fs::create_dir(dir.path().join("secrets")).unwrap();
+        fs::write(dir.path().join("secrets/key"), "k").unwrap();
+        let root = dir.path().join("space");
+        fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(".", root.join("r")).unwrap();
+        std::os::unix::fs::symlink("r/r/../outside.md", root.join("README.md")).unwrap();
+        let err = read(&root).unwrap_err();
+        assert!(matches!(err, FolderError::NotRegular { .. }), "{err}");
+
+        fs::remove_file(root.join("README.md")).unwrap();
+        fs::write(root.join("README.md"), "---\nsdk: static\n---\n").unwrap();
+        std::os::unix::fs::symlink("r/r/..", root.join("up")).unwrap();
+        let folder = read(&root).unwrap();
+        let paths: Vec<&str> = folder.files.paths().collect();
+        assert_eq!(
+            paths,
+            ["README.md", "r", "up"],
+            "links are listed, not walked"
+        );
+    }
+
+    #[test]
     fn a_folder_without_readme_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let err = read(dir.path()).unwrap_err();

@@ -178,4 +178,44 @@ mod tests {
         );
         assert_eq!(seen[2].1, tar::EntryType::Symlink, "links are not followed");
     }
+
+    #[tokio::test]
+    async fn the_context_never_archives_what_a_link_leads_to_outside_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret.key"), "the-secret-key-bytes").unwrap();
+        let root = dir.path().join("space");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("app.py"), "print(1)\n").unwrap();
+        std::os::unix::fs::symlink(".", root.join("r")).unwrap();
+        std::os::unix::fs::symlink("r/r/../secret.key", root.join("key")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("up")).unwrap();
+        let mut rx = stream_context(root, Vec::new(), "FROM scratch\n".into());
+        let mut bytes = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(
+            !bytes
+                .windows(b"the-secret-key-bytes".len())
+                .any(|w| w == b"the-secret-key-bytes"),
+            "the secret was archived"
+        );
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            seen.push((name, entry.header().entry_type()));
+        }
+        for link in ["key", "r", "up"] {
+            assert!(
+                seen.contains(&(link.to_owned(), tar::EntryType::Symlink)),
+                "{link} is sent as a link: {seen:?}"
+            );
+        }
+        assert!(
+            !seen.iter().any(|(n, _)| n.starts_with("up/")),
+            "a link to a folder is not walked: {seen:?}"
+        );
+    }
 }

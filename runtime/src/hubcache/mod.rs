@@ -621,6 +621,10 @@ fn link(folder: &Path, commit: &str, path: &str, etag: &str) -> Result<(), Strin
 /// plain files, hard links to the cache's blobs (copies where the
 /// filesystem cannot link): a view a container can mount anywhere, since
 /// it needs no link back into the cache. Replaces what `dest` held.
+///
+/// Only the snapshot's own folders are walked and only links into the
+/// repo's `blobs/` are taken: anything else found there (a link elsewhere
+/// on the node) fails the view instead of being copied into a container.
 pub fn make_view(snapshot: &Path, sub: Option<&str>, dest: &Path) -> Result<(), String> {
     let from = match sub {
         Some(s) => {
@@ -644,6 +648,12 @@ pub fn make_view(snapshot: &Path, sub: Option<&str>, dest: &Path) -> Result<(), 
         .prefix(".view-")
         .tempdir_in(parent)
         .map_err(|e| io("create a folder in", parent, e))?;
+    let blobs = snapshot
+        .parent()
+        .and_then(Path::parent)
+        .map(|repo| repo.join("blobs"))
+        .ok_or("the snapshot is not in a repo folder")?;
+    let blobs = std::fs::canonicalize(&blobs).map_err(|e| io("resolve", &blobs, e))?;
     let mut stack = vec![(from.clone(), tmp.path().to_owned())];
     while let Some((src, out)) = stack.pop() {
         for e in std::fs::read_dir(&src)
@@ -652,12 +662,20 @@ pub fn make_view(snapshot: &Path, sub: Option<&str>, dest: &Path) -> Result<(), 
         {
             let p = e.path();
             let target = out.join(e.file_name());
-            let meta = std::fs::metadata(&p).map_err(|e| io("read", &p, e))?;
+            let meta = std::fs::symlink_metadata(&p).map_err(|e| io("read", &p, e))?;
             if meta.is_dir() {
                 std::fs::create_dir(&target).map_err(|e| io("create", &target, e))?;
                 stack.push((p, target));
             } else {
                 let blob = std::fs::canonicalize(&p).map_err(|e| io("resolve", &p, e))?;
+                let is_blob = blob.parent() == Some(blobs.as_path())
+                    && std::fs::symlink_metadata(&blob).is_ok_and(|m| m.is_file());
+                if !is_blob {
+                    return Err(format!(
+                        "failed to make a view: {} is not a file of the cache's blobs",
+                        p.display()
+                    ));
+                }
                 if std::fs::hard_link(&blob, &target).is_err() {
                     std::fs::copy(&blob, &target).map_err(|e| io("copy", &blob, e))?;
                 }

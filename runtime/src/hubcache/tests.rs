@@ -83,3 +83,35 @@ fn eviction_spares_what_is_mounted_and_keeps_shared_blobs() {
     // Under the cap: nothing more.
     assert_eq!(cache.evict(2000, &HashSet::new()), 0);
 }
+
+#[test]
+fn views_refuse_snapshot_links_that_lead_outside_the_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.key");
+    std::fs::write(&secret, b"the-secret-key-bytes").unwrap();
+    let repo = dir.path().join("models--org--m");
+    let snap = repo.join("snapshots").join("c1");
+    std::fs::create_dir_all(snap.join("sub")).unwrap();
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    std::fs::write(repo.join("blobs").join("abc"), b"weights").unwrap();
+    std::os::unix::fs::symlink(link_target("sub/w.bin", "abc"), snap.join("sub/w.bin")).unwrap();
+
+    // A cache-made link is viewed as a plain file.
+    let view = dir.path().join("view");
+    make_view(&snap, None, &view).unwrap();
+    assert_eq!(std::fs::read(view.join("sub/w.bin")).unwrap(), b"weights");
+
+    // Links put there by hand, to a file or a folder elsewhere.
+    for (name, target) in [
+        ("key", secret.clone()),
+        ("up", PathBuf::from("../../..")),
+        ("etc", PathBuf::from("/etc")),
+    ] {
+        std::os::unix::fs::symlink(&target, snap.join(name)).unwrap();
+        let view = dir.path().join(format!("view-{name}"));
+        let err = make_view(&snap, None, &view).unwrap_err();
+        assert!(err.contains("not a file of the cache's blobs"), "{err}");
+        assert!(!view.exists(), "{name}: a view was made");
+        std::fs::remove_file(snap.join(name)).unwrap();
+    }
+}

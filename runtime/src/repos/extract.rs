@@ -5,7 +5,14 @@
 //! `..`, no writing through a symbolic link, no symbolic link whose target
 //! leaves the destination, no hard links or device files. Totals are capped
 //! so a huge tree fails with a clear error instead of filling the disk.
+//!
+//! A link's text cannot show where it leads once other links exist (`r ->
+//! .` makes `r/r/../..` climb), and links extracted later change what
+//! earlier ones resolve to, so once the whole tree is on disk every link is
+//! resolved component by component within it (see [`resolve_beneath`]);
+//! one that leaves, is absolute or loops fails the export, naming the link.
 
+use super::beneath::{BeneathError, resolve_beneath};
 use super::error::{RepoError, Result};
 use std::fs;
 use std::io::{self, Read};
@@ -135,7 +142,64 @@ pub fn extract_tar<R: Read>(reader: R, dest: &Path, limits: ExportLimits) -> Res
             }
         }
     }
+    if stats.symlinks > 0 {
+        check_tree_links(dest)?;
+    }
     Ok(stats)
+}
+
+/// Resolves every link of the extracted tree within it; the first that
+/// leads outside (however spelled), is absolute or loops is an error
+/// naming it.
+fn check_tree_links(dest: &Path) -> Result<()> {
+    let mut folders = vec![PathBuf::new()];
+    while let Some(rel) = folders.pop() {
+        let dir = dest.join(&rel);
+        let listing = fs::read_dir(&dir).map_err(|e| RepoError::io("read", &dir, e))?;
+        let mut names = Vec::new();
+        for entry in listing {
+            let entry = entry.map_err(|e| RepoError::io("read", &dir, e))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| RepoError::io("read", entry.path(), e))?;
+            names.push((entry.file_name(), kind));
+        }
+        // Sorted so the link named in the error is the same on every run.
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, kind) in names {
+            let path = rel.join(&name);
+            if kind.is_dir() {
+                folders.push(path);
+            } else if kind.is_symlink() {
+                resolve_beneath(dest, &path).map_err(|e| refuse_link(dest, &path, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn refuse_link(dest: &Path, link: &Path, error: BeneathError) -> RepoError {
+    let target = fs::read_link(dest.join(link))
+        .map(|t| t.display().to_string())
+        .unwrap_or_default();
+    let why = match error {
+        BeneathError::Escapes { .. } => "leads outside the repo's files".to_owned(),
+        BeneathError::Absolute { link: via, .. } if via == link => {
+            "is absolute; links must be relative and stay inside the repo".to_owned()
+        }
+        BeneathError::Absolute { link: via, .. } => format!(
+            "goes through '{}', an absolute link; links must be relative and stay inside the repo",
+            via.display()
+        ),
+        BeneathError::TooManyLinks { .. } => "goes through a loop of links".to_owned(),
+        BeneathError::Io { path, source } => {
+            return RepoError::io("read", path, source);
+        }
+    };
+    RepoError::Unsafe(format!(
+        "link '{}' -> '{target}' {why}; remove it or point it at a file of the repo",
+        link.display()
+    ))
 }
 
 fn prepare_dest(dest: &Path) -> Result<()> {
@@ -387,6 +451,83 @@ mod tests {
             .finish();
         let (_dir, result) = extract(&tar);
         assert!(matches!(result, Err(RepoError::Unsafe(_))));
+    }
+
+    fn link_error(tar: &[u8]) -> String {
+        let (_dir, result) = extract(tar);
+        let err = result.expect_err("the tree was accepted");
+        assert!(matches!(err, RepoError::Unsafe(_)), "{err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn refuses_a_link_that_climbs_out_through_a_link_to_its_own_folder() {
+        let tar = RawTar::new()
+            .file("index.html", b"hi")
+            .entry("r", b'2', ".", b"")
+            .entry("key", b'2', "r/r/r/r/../../../../secret.key", b"")
+            .finish();
+        let err = link_error(&tar);
+        assert!(err.contains("link 'key'"), "{err}");
+        assert!(err.contains("outside the repo"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_link_that_a_link_extracted_later_makes_leave() {
+        let tar = RawTar::new()
+            .entry("key", b'2', "r/r/../../secret.key", b"")
+            .entry("r", b'2', ".", b"")
+            .finish();
+        let err = link_error(&tar);
+        assert!(err.contains("link 'key'"), "{err}");
+    }
+
+    #[test]
+    fn refuses_chains_of_links_that_end_outside() {
+        let tar = RawTar::new()
+            .entry("a/b/", b'5', "", b"")
+            .entry("a/b/up", b'2', "../..", b"")
+            .entry("a/b/top", b'2', "up", b"")
+            .entry("z", b'2', "a/b/top/..", b"")
+            .finish();
+        let err = link_error(&tar);
+        assert!(err.contains("link 'z'"), "{err}");
+    }
+
+    #[test]
+    fn refuses_loops_of_links() {
+        let tar = RawTar::new()
+            .entry("a", b'2', "b", b"")
+            .entry("b", b'2', "a", b"")
+            .finish();
+        let err = link_error(&tar);
+        assert!(err.contains("loop of links"), "{err}");
+    }
+
+    #[test]
+    fn refuses_absolute_links_naming_the_link() {
+        let tar = RawTar::new()
+            .entry("passwd", b'2', "/etc/passwd", b"")
+            .finish();
+        let err = link_error(&tar);
+        assert!(err.contains("'passwd'"), "{err}");
+    }
+
+    #[test]
+    fn keeps_chains_of_links_that_stay_inside() {
+        let tar = RawTar::new()
+            .file("index.html", b"hi")
+            .entry("r", b'2', ".", b"")
+            .entry("alias.html", b'2', "r/r/index.html", b"")
+            .entry("docs/", b'5', "", b"")
+            .entry("docs/home.html", b'2', "../alias.html", b"")
+            .finish();
+        let (dir, result) = extract(&tar);
+        assert_eq!(result.unwrap().symlinks, 3);
+        assert_eq!(
+            fs::read(dir.path().join("out/docs/home.html")).unwrap(),
+            b"hi"
+        );
     }
 
     #[test]

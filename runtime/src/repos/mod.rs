@@ -11,6 +11,7 @@
 //! - [`basic_auth_password`], [`unauthorized`]: what the hub needs to
 //!   authenticate git clients (the decision itself is the hub's).
 
+mod beneath;
 mod body;
 mod error;
 mod extract;
@@ -20,6 +21,7 @@ mod http;
 mod kind;
 mod store;
 
+pub use beneath::{BeneathError, MAX_LINK_HOPS, resolve_beneath};
 pub use body::{GzipStream, Pumped, pump};
 pub use error::{RepoError, Result};
 pub use extract::{ExportLimits, ExportStats, extract_tar};
