@@ -518,7 +518,7 @@ fn tokens_authenticate_only_with_their_value() {
     store.create_user("alice", None, false).unwrap();
     store.create_user("bob", None, false).unwrap();
     let (info, value) = store.create_token("alice", "ci", TokenScope::Read).unwrap();
-    assert!(value.starts_with(tokens::TOKEN_PREFIX));
+    assert!(value.starts_with(TOKEN_PREFIX));
     assert!(value.len() >= 40);
     assert_eq!(info.user, "alice");
     assert_eq!(info.last_used_at, None);
