@@ -10,7 +10,8 @@
 //!
 //! Secret values are encrypted with the node key in `<data_dir>/secret.key`
 //! (32 random bytes, mode 0600, see [`crypt`]). Tokens are stored only as the
-//! SHA-256 of their value.
+//! SHA-256 of their value, and browser sessions only as the SHA-256 of their
+//! id.
 //!
 //! [`Store`] is `Send + Sync`; share it with an `Arc`. Its methods are
 //! synchronous and short (one statement or one small transaction); call them
@@ -21,6 +22,7 @@ pub mod crypt;
 mod env;
 mod people;
 mod repos;
+mod sessions;
 mod tokens;
 
 #[cfg(test)]
@@ -40,6 +42,7 @@ pub use analytics::DayStats;
 pub use env::{SecretMeta, Variable};
 pub use people::{Org, OrgRole, Owner, User};
 pub use repos::{NewRepo, Repo, RepoSettings};
+pub use sessions::{SESSION_TTL_SECS, SessionInfo};
 pub use tokens::{TokenInfo, TokenScope};
 
 /// The database file's name inside the data directory.
@@ -133,6 +136,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (repo_id, day)
     );
     CREATE INDEX analytics_day ON analytics(day);
+    "#,
+    // 2: browser sessions, each made from (and ending with) one token.
+    r#"
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        token_id INTEGER NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_token ON sessions(token_id);
+    CREATE INDEX sessions_expiry ON sessions(expires_at);
     "#,
 ];
 
