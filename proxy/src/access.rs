@@ -15,8 +15,9 @@ use http::header::{AUTHORIZATION, COOKIE};
 
 use crate::route::{BoxFuture, SpaceId, Visibility};
 
-/// Name of the cookie the hub sets after sign-in.
-pub const TOKEN_COOKIE: &str = "spaceport_token";
+/// Name of the cookie the hub sets after sign-in. It holds a session id,
+/// not a token; the hub's [`AccessChecker`] accepts either.
+pub const TOKEN_COOKIE: &str = "spaceport_session";
 
 /// Checks tokens for private Spaces. The runtime implements it against its
 /// user database; the controller against the hub's API. It is called on every
@@ -194,7 +195,7 @@ mod tests {
             decide(&c, &other, p, &bearer, TOKEN_COOKIE).await,
             Decision::Hide
         );
-        let cookie = headers(&[("cookie", "x=1; spaceport_token=good")]);
+        let cookie = headers(&[("cookie", "x=1; spaceport_session=good")]);
         assert_eq!(
             decide(&c, &ab, p, &cookie, TOKEN_COOKIE).await,
             Decision::Allow {
@@ -213,10 +214,10 @@ mod tests {
 
     #[test]
     fn remove_cookie_keeps_the_others() {
-        let mut h = headers(&[("cookie", "a=1; spaceport_token=t"), ("cookie", "b=2")]);
+        let mut h = headers(&[("cookie", "a=1; spaceport_session=t"), ("cookie", "b=2")]);
         remove_cookie(&mut h, TOKEN_COOKIE);
         assert_eq!(h.get(COOKIE).unwrap(), "a=1; b=2");
-        let mut only = headers(&[("cookie", "spaceport_token=t")]);
+        let mut only = headers(&[("cookie", "spaceport_session=t")]);
         remove_cookie(&mut only, TOKEN_COOKIE);
         assert!(only.get(COOKIE).is_none());
     }

@@ -7,8 +7,9 @@ use spaceport_proxy::{AccessChecker, AnalyticsSink, BoxFuture, SpaceReport};
 
 use crate::state::Store;
 
-/// A token opens a private Space when its user may read the Space's owner
-/// (the user itself, a member of the organization, or an admin).
+/// A token, or the id of a browser session (the hub's cookie), opens a
+/// private Space when its user may read the Space's owner (the user itself,
+/// a member of the organization, or an admin).
 #[derive(Debug, Clone)]
 pub struct StoreAccess(pub Arc<Store>);
 
@@ -19,10 +20,17 @@ impl AccessChecker for StoreAccess {
         token: &'a str,
     ) -> BoxFuture<'a, bool> {
         Box::pin(async move {
-            match self.0.authenticate(token) {
-                Ok(Some((user, _))) => self.0.can_read(&user, space.owner()).unwrap_or(false),
-                _ => false,
-            }
+            let user = match self.0.authenticate(token) {
+                Ok(Some((user, _))) => Some(user),
+                Ok(None) => self
+                    .0
+                    .session_user(token)
+                    .ok()
+                    .flatten()
+                    .map(|(user, _, _)| user),
+                Err(_) => None,
+            };
+            user.is_some_and(|user| self.0.can_read(&user, space.owner()).unwrap_or(false))
         })
     }
 }

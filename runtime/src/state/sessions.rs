@@ -168,13 +168,10 @@ impl Store {
 
     /// Ends the session of this id (sign-out); false when there was none.
     pub fn end_session(&self, session: &str) -> Result<bool> {
-        Ok(self
-            .conn()
-            .execute(
-                "DELETE FROM sessions WHERE hash = ?1",
-                [hash_token(session)],
-            )?
-            > 0)
+        Ok(self.conn().execute(
+            "DELETE FROM sessions WHERE hash = ?1",
+            [hash_token(session)],
+        )? > 0)
     }
 
     /// Ends session number `session_id` of `user`; false when `user` has
@@ -236,7 +233,11 @@ mod tests {
         let (user, used, session) = store.session_user(&id).unwrap().unwrap();
         assert_eq!(user.name, "alice");
         assert_eq!(used.id, token.id);
-        assert_eq!(used.scope, TokenScope::Read, "a read token's session only reads");
+        assert_eq!(
+            used.scope,
+            TokenScope::Read,
+            "a read token's session only reads"
+        );
         assert_eq!(session.id, info.id);
         let stored: String = store
             .conn()
@@ -246,7 +247,10 @@ mod tests {
             .unwrap();
         assert_eq!(stored, hash_token(&id));
         assert!(store.authenticate(&id).unwrap().is_none(), "not a token");
-        assert!(store.session_user(&value).unwrap().is_none(), "not a session");
+        assert!(
+            store.session_user(&value).unwrap().is_none(),
+            "not a session"
+        );
         assert!(store.session_user("").unwrap().is_none());
     }
 

@@ -106,7 +106,8 @@ fn validate_label(label: &str) -> Result<()> {
     Ok(())
 }
 
-pub(super) const INFO_COLUMNS: &str = "t.id, u.name AS user, t.label, t.scope, t.created_at, t.last_used_at";
+pub(super) const INFO_COLUMNS: &str =
+    "t.id, u.name AS user, t.label, t.scope, t.created_at, t.last_used_at";
 
 pub(super) fn info_from_row(r: &Row<'_>) -> rusqlite::Result<(TokenInfo, String)> {
     Ok((
