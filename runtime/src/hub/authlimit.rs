@@ -6,7 +6,11 @@
 //! the credentials being looked at. Requests from other addresses, and
 //! valid requests before the limit, cost one map lookup and never wait.
 //!
-//! IPv6 clients usually hold a whole /64, so their failures count per /64.
+//! The client is the connection's peer, or, when the hub is told to trust
+//! forwarded headers (it runs behind a load balancer or ingress, whose
+//! address every request would otherwise share), the last hop of
+//! `X-Forwarded-For`, as the proxy meters it. IPv6 clients usually hold a
+//! whole /64, so their failures count per /64.
 //! The table is capped at [`MAX_ADDRESSES`]: when full, finished windows are
 //! dropped first, then the oldest window. Time is passed in, so the logic is
 //! tested with a made-up clock.
@@ -14,6 +18,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Failures an address may have within a window before it is held off.
@@ -28,6 +33,28 @@ pub const MAX_ADDRESSES: usize = 10_000;
 /// knows the address).
 #[derive(Debug, Clone, Copy)]
 pub struct AuthFailed;
+
+/// The client address of a request, found once by the hub's layer and
+/// kept in the request's extensions for the handlers that count failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+/// The client of a request: the peer, or with `trust` the last hop of
+/// `X-Forwarded-For` (the one the trusted balancer appended).
+pub fn client_addr(headers: &http::HeaderMap, peer: IpAddr, trust: bool) -> IpAddr {
+    if trust
+        && let Some(last) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|s| s.trim().parse().ok())
+    {
+        return last;
+    }
+    peer
+}
 
 /// What failures are counted by: the address, or the /64 of an IPv6 one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +84,7 @@ pub struct AuthLimiter {
     max_failures: u32,
     window: Duration,
     capacity: usize,
+    trust_forwarded: AtomicBool,
     table: Mutex<HashMap<ClientKey, Window>>,
 }
 
@@ -72,8 +100,19 @@ impl AuthLimiter {
             max_failures: max_failures.max(1),
             window,
             capacity: capacity.max(1),
+            trust_forwarded: AtomicBool::new(false),
             table: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether clients are told apart by `X-Forwarded-For` (set once at
+    /// start, only behind a balancer that appends to it).
+    pub fn set_trust_forwarded(&self, trust: bool) {
+        self.trust_forwarded.store(trust, Ordering::Relaxed);
+    }
+
+    pub fn trusts_forwarded(&self) -> bool {
+        self.trust_forwarded.load(Ordering::Relaxed)
     }
 
     /// None when `ip` may present credentials now; else how long until it
@@ -169,6 +208,18 @@ mod tests {
             assert_eq!(l.blocked(a, t), None, "at {i}");
             l.failed(a, t);
         }
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_when_trusted() {
+        let mut h = http::HeaderMap::new();
+        h.append("x-forwarded-for", "6.6.6.6, 192.0.2.9".parse().unwrap());
+        let peer = ip("10.1.1.1");
+        assert_eq!(client_addr(&h, peer, false), peer);
+        assert_eq!(client_addr(&h, peer, true), ip("192.0.2.9"));
+        h.append("x-forwarded-for", "garbage".parse().unwrap());
+        assert_eq!(client_addr(&h, peer, true), peer, "unparsable: the peer");
+        assert_eq!(client_addr(&http::HeaderMap::new(), peer, true), peer);
     }
 
     #[test]

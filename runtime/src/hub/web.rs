@@ -14,7 +14,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 
 use super::Hub;
 use super::api::auth::TOKEN_COOKIE;
-use super::authlimit::AuthFailed;
+use super::authlimit::{AuthFailed, ClientAddr, client_addr};
 use crate::engine::ContainerEngine;
 
 /// Everything the hub answers on its port (Space requests aside).
@@ -49,13 +49,17 @@ async fn limit_failed_auth<E: ContainerEngine>(
     req: Request,
     next: Next,
 ) -> Response {
-    let Some(ip) = req
+    let Some(peer) = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
     else {
         return next.run(req).await;
     };
+    let limiter = hub.auth_limiter();
+    let ip = client_addr(req.headers(), peer, limiter.trusts_forwarded());
+    let mut req = req;
+    req.extensions_mut().insert(ClientAddr(ip));
     if carries_credentials(&req)
         && let Some(wait) = hub.auth_limiter().blocked(ip, Instant::now())
     {

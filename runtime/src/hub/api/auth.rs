@@ -20,6 +20,7 @@ use base64::Engine as _;
 use super::{ApiError, ApiResult};
 use crate::engine::ContainerEngine;
 use crate::hub::Hub;
+use crate::hub::authlimit::ClientAddr;
 use crate::plan::SpaceId;
 use crate::repos::RepoKind;
 use crate::state::{Repo, TokenInfo, TokenScope, User};
@@ -109,12 +110,8 @@ pub fn count_failure<E: ContainerEngine>(hub: &Hub<E>, parts: &mut Parts) {
         return;
     }
     parts.extensions.insert(FailureCounted);
-    if let Some(axum::extract::ConnectInfo(peer)) = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        hub.auth_limiter()
-            .failed(peer.ip(), std::time::Instant::now());
+    if let Some(ClientAddr(ip)) = parts.extensions.get::<ClientAddr>().copied() {
+        hub.auth_limiter().failed(ip, std::time::Instant::now());
     }
 }
 
