@@ -8,9 +8,9 @@
 //! (never the token) is kept in an HttpOnly cookie the proxy also reads (so
 //! a private Space's app opens for its owner), and every POST form carries a
 //! CSRF token ([`session`]). The account page ([`account`]) lists the
-//! user's tokens and sessions and revokes them. Access follows the API exactly: a Space the
-//! viewer may not read is "not found", settings, logs and analytics are
-//! its writers'.
+//! user's tokens and sessions and revokes them. Access follows the API
+//! exactly: a Space the viewer may not read is "not found", settings, logs
+//! and analytics are its writers'.
 //!
 //! The rendering modules ([`layout`], [`gallery`], [`space`],
 //! [`analytics`], [`charts`]) are pure and unit-tested; [`pages`],
