@@ -244,6 +244,7 @@ async fn start() -> Fixture {
         namespace: Some(NS.into()),
         public_url: Some(base.clone()),
         admin_token_file: Some(token_file),
+        trust_forwarded: false,
     };
     let hub = ClusterHub::open(&args, client).expect("the hub opens");
     let router = hub.router();

@@ -18,9 +18,10 @@ use http::header::{AUTHORIZATION, COOKIE};
 
 use crate::route::{BoxFuture, SpaceId, Visibility};
 
-/// Name of the cookie the hub sets after sign-in (on the hub's host only;
-/// the proxy strips it from any request to an app and refuses it from apps).
-pub const TOKEN_COOKIE: &str = "spaceport_token";
+/// Name of the cookie the hub sets after sign-in: a session id, on the
+/// hub's host only. The proxy never reads it; it strips it from any request
+/// to an app and refuses it from apps.
+pub const TOKEN_COOKIE: &str = "spaceport_session";
 
 /// Name of the cookie, on a private app's own host, that opens it: set by
 /// the proxy when it exchanges a hub ticket ([`AccessChecker::exchange`]).
@@ -266,7 +267,7 @@ mod tests {
             Decision::Hide,
             "a path route reads no cookie"
         );
-        let hub_cookie = headers(&[("cookie", "spaceport_token=good")]);
+        let hub_cookie = headers(&[("cookie", "spaceport_session=good")]);
         assert_eq!(
             decide(&c, &ab, p, &hub_cookie, app).await,
             Decision::Hide,
@@ -326,10 +327,10 @@ mod tests {
 
     #[test]
     fn remove_cookie_keeps_the_others() {
-        let mut h = headers(&[("cookie", "a=1; spaceport_token=t"), ("cookie", "b=2")]);
+        let mut h = headers(&[("cookie", "a=1; spaceport_session=t"), ("cookie", "b=2")]);
         remove_cookie(&mut h, TOKEN_COOKIE);
         assert_eq!(h.get(COOKIE).unwrap(), "a=1; b=2");
-        let mut only = headers(&[("cookie", "spaceport_token=t")]);
+        let mut only = headers(&[("cookie", "spaceport_session=t")]);
         remove_cookie(&mut only, TOKEN_COOKIE);
         assert!(only.get(COOKIE).is_none());
     }

@@ -47,8 +47,8 @@ async fn cookie_setter() -> std::net::SocketAddr {
         Some((
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/html\r\n\
 set-cookie: theme=dark; Path=/\r\n\
-set-cookie: spaceport_token=attacker; Path=/\r\n\
-set-cookie: __Host-spaceport_token=attacker; Path=/; Secure\r\n\
+set-cookie: spaceport_session=attacker; Path=/\r\n\
+set-cookie: __Host-spaceport_session=attacker; Path=/; Secure\r\n\
 set-cookie: spaceport_app=forged; Path=/\r\n\
 set-cookie: wide=1; Domain=spaces.test; Path=/\r\n\r\nok"
                 .to_vec(),
@@ -84,7 +84,7 @@ async fn a_path_routed_app_is_sandboxed_and_neither_gets_nor_sets_cookies() {
         addr,
         "hub.test",
         "/apps/alice/demo/echo",
-        &[("cookie", "spaceport_token=hub-session; theme=dark")],
+        &[("cookie", "spaceport_session=hub-session; theme=dark")],
     )
     .await;
     assert_eq!(got.status, 200);
@@ -134,7 +134,7 @@ async fn the_hubs_cookies_and_a_visitors_hub_token_never_reach_an_app() {
         &[
             (
                 "cookie",
-                "spaceport_token=t; __Host-spaceport_token=u; spaceport_app=v; theme=dark",
+                "spaceport_session=t; __Host-spaceport_session=u; spaceport_app=v; theme=dark",
             ),
             ("authorization", "Bearer hf_visitor"),
         ],

@@ -166,7 +166,7 @@ async fn private_space_is_404_without_a_token_and_200_with_one() {
         addr,
         "bob-secret.spaces.test",
         "/echo",
-        &[("cookie", "spaceport_token=s3cret")],
+        &[("cookie", "spaceport_session=s3cret")],
     )
     .await;
     assert_eq!(

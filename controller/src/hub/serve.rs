@@ -50,6 +50,11 @@ pub struct HubArgs {
     /// A file holding the admin user's token (the chart mounts a Secret).
     #[arg(long, env = "SPACEPORT_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Tell clients apart by the last hop of X-Forwarded-For (only behind a
+    /// load balancer or ingress that appends it), for the limit on failed
+    /// authentications per client address.
+    #[arg(long, env = "SPACEPORT_TRUST_FORWARDED")]
+    pub trust_forwarded: bool,
 }
 
 impl HubArgs {
@@ -122,6 +127,7 @@ impl ClusterHub {
             models_upstream: None,
         };
         let hub = Hub::new(config, store, repos, builder, runner);
+        hub.auth_limiter().set_trust_forwarded(args.trust_forwarded);
         let backend = KubeBackend::new(client, &namespace);
         backend.watch();
         hub.attach_backend(backend.clone());

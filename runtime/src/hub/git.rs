@@ -79,7 +79,11 @@ fn caller_or_challenge<E: ContainerEngine>(
         None => Ok(Caller(None)),
         Some(token) => match hub.store().authenticate(&token) {
             Ok(Some((user, token))) => Ok(Caller(Some(Identity { user, token }))),
-            Ok(None) => Err(Box::new(repos::unauthorized())),
+            Ok(None) => {
+                let mut resp = repos::unauthorized();
+                resp.extensions_mut().insert(super::authlimit::AuthFailed);
+                Err(Box::new(resp))
+            }
             Err(e) => Err(Box::new(super::api::ApiError::internal(e).into_response())),
         },
     }

@@ -16,6 +16,7 @@
 //! it instead of the local Builder and Runner.
 
 pub mod api;
+pub mod authlimit;
 pub mod backend;
 pub mod deploy;
 pub mod examples;
@@ -246,6 +247,8 @@ pub(crate) struct Inner<E> {
     pub(crate) mounts: Mutex<HashMap<SpaceId, volumes::Mounted>>,
     /// Where the Spaces run when not on this machine.
     pub(crate) backend: std::sync::OnceLock<Arc<dyn backend::SpaceBackend>>,
+    /// Failed authentications per client address.
+    pub(crate) auth_limiter: authlimit::AuthLimiter,
 }
 
 impl<E: ContainerEngine> Hub<E> {
@@ -273,6 +276,7 @@ impl<E: ContainerEngine> Hub<E> {
                 routing: Mutex::new(()),
                 metrics: std::sync::OnceLock::new(),
                 backend: std::sync::OnceLock::new(),
+                auth_limiter: authlimit::AuthLimiter::default(),
             }),
         }
     }
@@ -314,6 +318,11 @@ impl<E: ContainerEngine> Hub<E> {
 
     pub fn config(&self) -> &HubConfig {
         &self.inner.config
+    }
+
+    /// The failed-authentication counts per client address.
+    pub fn auth_limiter(&self) -> &authlimit::AuthLimiter {
+        &self.inner.auth_limiter
     }
 
     pub fn store(&self) -> &Arc<Store> {

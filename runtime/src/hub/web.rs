@@ -1,14 +1,22 @@
 //! The hub's router: the API, git over HTTP, the web UI, health and
-//! metrics. The metrics name every Space, private ones included, with their
-//! traffic, so only an admin's token (or signed-in session) reads them.
+//! metrics, behind the limit on failed authentications per client address
+//! ([`super::authlimit`]). The metrics name every Space, private ones
+//! included, with their traffic, so only an admin's token (or signed-in
+//! session) reads them.
+
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http::{HeaderValue, Method, StatusCode, header};
 
 use super::Hub;
-use super::api::auth::Caller;
+use super::api::auth::{Caller, TOKEN_COOKIE};
+use super::authlimit::{AuthFailed, ClientAddr, client_addr};
 use crate::engine::ContainerEngine;
 
 /// Everything the hub answers on its port (Space requests aside).
@@ -20,12 +28,63 @@ pub fn router<E: ContainerEngine>(hub: Hub<E>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics::<E>))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            hub.clone(),
+            limit_failed_auth::<E>,
+        ))
         .with_state(hub)
+}
+
+/// Whether a request presents credentials: a token, a session cookie, or
+/// the sign-in form (whose token is in the body).
+fn carries_credentials(req: &Request) -> bool {
+    req.headers().contains_key(header::AUTHORIZATION)
+        || spaceport_proxy::access::cookie(req.headers(), TOKEN_COOKIE)
+            .is_some_and(|v| !v.is_empty())
+        || (req.method() == Method::POST && req.uri().path() == "/signin")
+}
+
+/// Answers 429 to credentials from an address that failed too often, before
+/// anything checks them, and counts the failures that handlers mark.
+async fn limit_failed_auth<E: ContainerEngine>(
+    State(hub): State<Hub<E>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    else {
+        return next.run(req).await;
+    };
+    let limiter = hub.auth_limiter();
+    let ip = client_addr(req.headers(), peer, limiter.trusts_forwarded());
+    let mut req = req;
+    req.extensions_mut().insert(ClientAddr(ip));
+    if carries_credentials(&req)
+        && let Some(wait) = hub.auth_limiter().blocked(ip, Instant::now())
+    {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut resp = super::api::ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed sign-ins from this address: try again in {secs} seconds"),
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return resp;
+    }
+    let resp = next.run(req).await;
+    if resp.extensions().get::<AuthFailed>().is_some() {
+        hub.auth_limiter().failed(ip, Instant::now());
+    }
+    resp
 }
 
 async fn not_found() -> Response {
     super::api::ApiError::new(
-        http::StatusCode::NOT_FOUND,
+        StatusCode::NOT_FOUND,
         "no such page or API endpoint on this hub",
     )
     .into_response()
@@ -43,9 +102,5 @@ async fn metrics<E: ContainerEngine>(State(hub): State<Hub<E>>, caller: Caller) 
         .into_response();
     }
     let text = hub.metrics_text();
-    (
-        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

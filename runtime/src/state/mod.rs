@@ -10,7 +10,8 @@
 //!
 //! Secret values are encrypted with the node key in `<data_dir>/secret.key`
 //! (32 random bytes, mode 0600, see [`crypt`]). Tokens are stored only as the
-//! SHA-256 of their value.
+//! SHA-256 of their value, and browser sessions only as the SHA-256 of their
+//! id.
 //!
 //! The data directory holds private repos, the node key and every token's
 //! hash, so only its owner may read it: [`private_dir`] makes it 0700 and
@@ -29,6 +30,7 @@ pub mod crypt;
 mod env;
 mod people;
 mod repos;
+mod sessions;
 mod tokens;
 
 #[cfg(test)]
@@ -48,6 +50,7 @@ pub use analytics::DayStats;
 pub use env::{SecretMeta, Variable};
 pub use people::{Org, OrgRole, Owner, User};
 pub use repos::{NewRepo, Repo, RepoSettings};
+pub use sessions::{SESSION_TTL_SECS, SessionInfo};
 pub use tokens::{TOKEN_PREFIX, TokenInfo, TokenScope};
 
 /// The database file's name inside the data directory.
@@ -141,6 +144,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (repo_id, day)
     );
     CREATE INDEX analytics_day ON analytics(day);
+    "#,
+    // 2: browser sessions, each made from (and ending with) one token.
+    r#"
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        token_id INTEGER NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_token ON sessions(token_id);
+    CREATE INDEX sessions_expiry ON sessions(expires_at);
     "#,
 ];
 

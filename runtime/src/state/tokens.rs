@@ -19,7 +19,7 @@ pub const TOKEN_PREFIX: &str = "sp_";
 /// Shortest value [`Store::import_token`] accepts.
 pub const MIN_TOKEN_LEN: usize = 16;
 /// Longest token value looked at.
-const MAX_TOKEN_LEN: usize = 1024;
+pub(super) const MAX_TOKEN_LEN: usize = 1024;
 /// `last_used_at` is written at most this often per token, in seconds.
 const LAST_USED_GRANULARITY: i64 = 60;
 
@@ -106,9 +106,10 @@ fn validate_label(label: &str) -> Result<()> {
     Ok(())
 }
 
-const INFO_COLUMNS: &str = "t.id, u.name AS user, t.label, t.scope, t.created_at, t.last_used_at";
+pub(super) const INFO_COLUMNS: &str =
+    "t.id, u.name AS user, t.label, t.scope, t.created_at, t.last_used_at";
 
-fn info_from_row(r: &Row<'_>) -> rusqlite::Result<(TokenInfo, String)> {
+pub(super) fn info_from_row(r: &Row<'_>) -> rusqlite::Result<(TokenInfo, String)> {
     Ok((
         TokenInfo {
             id: r.get("id")?,
@@ -122,7 +123,7 @@ fn info_from_row(r: &Row<'_>) -> rusqlite::Result<(TokenInfo, String)> {
     ))
 }
 
-fn with_scope((mut info, scope): (TokenInfo, String)) -> Result<TokenInfo> {
+pub(super) fn with_scope((mut info, scope): (TokenInfo, String)) -> Result<TokenInfo> {
     info.scope = scope.parse()?;
     Ok(info)
 }

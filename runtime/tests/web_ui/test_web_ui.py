@@ -154,9 +154,11 @@ def run(d):
         d.find_element(By.CSS_SELECTOR, "form[action='/signin'] button[type=submit]").click()
 
     submit(d, "/signin", sign_in, "Sign out")
-    cookie = d.get_cookie("spaceport_token")
+    cookie = d.get_cookie("spaceport_session")
     check("the session cookie is HttpOnly and SameSite=Lax",
           bool(cookie) and cookie.get("httpOnly") and cookie.get("sameSite") == "Lax", cookie)
+    check("the session cookie holds a session id, not the token",
+          bool(cookie) and TOKEN not in cookie.get("value", ""))
 
     # Gallery, signed in.
     goto(d, "/")
@@ -257,17 +259,17 @@ def run(d):
           runtime.get("gcTimeout") == 1234, runtime.get("gcTimeout"))
 
     # A form without its CSRF token is refused, even with the session cookie.
-    session = d.get_cookie("spaceport_token")["value"]
+    session = d.get_cookie("spaceport_session")["value"]
     status, _ = http(
         "POST", f"/spaces/{PUBLIC}/settings/sleep",
-        {"Cookie": f"spaceport_token={session}",
+        {"Cookie": f"spaceport_session={session}",
          "Content-Type": "application/x-www-form-urlencoded"},
         b"seconds=60",
     )
     check("a form without the CSRF token gets 403", status == 403, status)
     status, _ = http(
         "POST", f"/spaces/{PUBLIC}/settings/sleep",
-        {"Cookie": f"spaceport_token={session}",
+        {"Cookie": f"spaceport_session={session}",
          "Content-Type": "application/x-www-form-urlencoded"},
         b"seconds=60&csrf=forged",
     )
@@ -275,7 +277,7 @@ def run(d):
     check("... and changes nothing", api(f"/api/spaces/{PUBLIC}/runtime").get("gcTimeout") == 1234)
     status, _ = http(
         "POST", f"/api/spaces/{PUBLIC}/sleeptime",
-        {"Cookie": f"spaceport_token={session}", "Content-Type": "text/plain"},
+        {"Cookie": f"spaceport_session={session}", "Content-Type": "text/plain"},
         b'{"seconds": 60}',
     )
     check("the cookie alone does not change anything through the API", status == 401, status)
@@ -291,7 +293,7 @@ def run(d):
     shot(d, "gallery-phone.png")
 
     # Without JavaScript: the content is in the HTML itself.
-    cookie_hdr = {"Cookie": f"spaceport_token={session}"}
+    cookie_hdr = {"Cookie": f"spaceport_session={session}"}
     for path, needle in [("/", f'data-space="{PUBLIC}"'),
                          (f"/spaces/{PUBLIC}", 'iframe class="app"'),
                          (f"/spaces/{PUBLIC}/analytics", "<svg"),

@@ -12,7 +12,7 @@ use super::repos::iso_time;
 use super::{ApiError, ApiResult, JsonBody};
 use crate::engine::ContainerEngine;
 use crate::hub::Hub;
-use crate::state::{OrgRole, TokenScope};
+use crate::state::{OrgRole, TokenInfo, TokenScope};
 
 fn scope_str(s: TokenScope) -> &'static str {
     match s {
@@ -218,4 +218,82 @@ pub async fn create_token<E: ContainerEngine>(
     Ok(Json(
         json!({ "token": token, "role": scope_str(info.scope), "label": info.label }),
     ))
+}
+
+/// A token as the API lists it: never its value or its hash.
+fn token_json(t: &TokenInfo, current: Option<i64>) -> Value {
+    json!({
+        "id": t.id,
+        "user": t.user,
+        "label": t.label,
+        "role": scope_str(t.scope),
+        "createdAt": iso_time(t.created_at),
+        "lastUsedAt": t.last_used_at.map(iso_time),
+        "current": current == Some(t.id),
+    })
+}
+
+/// The caller's tokens (a read token may list them).
+pub async fn list_tokens<E: ContainerEngine>(
+    State(hub): State<Hub<E>>,
+    caller: Caller,
+) -> ApiResult<Json<Value>> {
+    let who = caller.required()?;
+    let tokens = hub.store().tokens(&who.user.name)?;
+    Ok(Json(Value::Array(
+        tokens
+            .iter()
+            .map(|t| token_json(t, Some(who.token.id)))
+            .collect(),
+    )))
+}
+
+/// Revokes one of the caller's tokens, and the sessions made from it. Another
+/// user's token is "not found", whether it exists or not.
+pub async fn revoke_token<E: ContainerEngine>(
+    State(hub): State<Hub<E>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let who = caller.writer()?;
+    revoke_of(&hub, &who.user.name, &id)
+}
+
+fn revoke_of<E: ContainerEngine>(hub: &Hub<E>, user: &str, id: &str) -> ApiResult<Json<Value>> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid token id '{}': expected the number GET /api/tokens lists",
+            id.escape_debug()
+        ))
+    })?;
+    if !hub.store().revoke_token(user, id)? {
+        return Err(ApiError::new(
+            http::StatusCode::NOT_FOUND,
+            format!("token {id} not found among the tokens of {user}"),
+        ));
+    }
+    Ok(Json(json!({ "revoked": id })))
+}
+
+/// Any user's tokens (admins only).
+pub async fn list_user_tokens<E: ContainerEngine>(
+    State(hub): State<Hub<E>>,
+    caller: Caller,
+    Path(user): Path<String>,
+) -> ApiResult<Json<Value>> {
+    admin(&caller)?;
+    let tokens = hub.store().tokens(&user)?;
+    Ok(Json(Value::Array(
+        tokens.iter().map(|t| token_json(t, None)).collect(),
+    )))
+}
+
+/// Revokes any user's token (admins only).
+pub async fn revoke_user_token<E: ContainerEngine>(
+    State(hub): State<Hub<E>>,
+    caller: Caller,
+    Path((user, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    admin(&caller)?;
+    revoke_of(&hub, &user, &id)
 }

@@ -1,9 +1,11 @@
 //! Who is calling, and what they may do.
 //!
-//! A token comes as `Authorization: Bearer <token>` (the client's way), as
-//! the password of HTTP basic auth (git's way), or in the hub's cookie (the
-//! browser's way). A token that is sent but unknown is refused with 401
-//! rather than treated as anonymous, so a typo is not silently downgraded.
+//! A token comes as `Authorization: Bearer <token>` (the client's way) or as
+//! the password of HTTP basic auth (git's way); a browser instead sends the
+//! id of its session (see [`crate::state::SessionInfo`]) in the hub's cookie,
+//! never a token. Credentials that are sent but unknown are refused with 401
+//! rather than treated as anonymous, so a typo is not silently downgraded,
+//! and count against the client's address ([`crate::hub::authlimit`]).
 //!
 //! The cookie signs in reads only (GET and HEAD): a browser sends it with
 //! whatever a page of the same site asks for, a Space's app included (Spaces
@@ -18,11 +20,12 @@ use base64::Engine as _;
 use super::{ApiError, ApiResult};
 use crate::engine::ContainerEngine;
 use crate::hub::Hub;
+use crate::hub::authlimit::ClientAddr;
 use crate::plan::SpaceId;
 use crate::repos::RepoKind;
 use crate::state::{Repo, TokenInfo, TokenScope, User};
 
-/// The name of the hub's sign-in cookie (shared with the proxy, which
+/// The name of the hub's session cookie (shared with the proxy, which
 /// reads it for private Spaces).
 pub const TOKEN_COOKIE: &str = spaceport_proxy::access::TOKEN_COOKIE;
 
@@ -73,32 +76,72 @@ pub fn request_token(headers: &http::HeaderMap) -> Option<String> {
     None
 }
 
-/// The token of a request: from its headers, else, for a read (GET or
-/// HEAD), from the sign-in cookie.
-pub fn request_token_or_cookie(method: &http::Method, headers: &http::HeaderMap) -> Option<String> {
+/// What a request signs in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A token, from the Authorization header.
+    Token(String),
+    /// A session id, from the hub's cookie.
+    Session(String),
+}
+
+/// The credential of a request: the token in its headers, else, for a read
+/// (GET or HEAD), the session in its cookie.
+pub fn request_credential(method: &http::Method, headers: &http::HeaderMap) -> Option<Credential> {
     if headers.contains_key(http::header::AUTHORIZATION) {
-        return request_token(headers);
+        return request_token(headers).map(Credential::Token);
     }
     if method != http::Method::GET && method != http::Method::HEAD {
         return None;
     }
     spaceport_proxy::access::cookie(headers, TOKEN_COOKIE)
         .filter(|t| !t.is_empty())
-        .map(str::to_owned)
+        .map(|t| Credential::Session(t.to_owned()))
+}
+
+/// Marks a request whose failed credentials were counted already (the
+/// caller may be looked up more than once per request).
+#[derive(Debug, Clone, Copy)]
+struct FailureCounted;
+
+/// Counts a failed authentication against the request's client address.
+pub fn count_failure<E: ContainerEngine>(hub: &Hub<E>, parts: &mut Parts) {
+    if parts.extensions.get::<FailureCounted>().is_some() {
+        return;
+    }
+    parts.extensions.insert(FailureCounted);
+    if let Some(ClientAddr(ip)) = parts.extensions.get::<ClientAddr>().copied() {
+        hub.auth_limiter().failed(ip, std::time::Instant::now());
+    }
 }
 
 impl<E: ContainerEngine> FromRequestParts<Hub<E>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub<E>) -> Result<Self, ApiError> {
-        let Some(token) = request_token_or_cookie(&parts.method, &parts.headers) else {
+        let Some(credential) = request_credential(&parts.method, &parts.headers) else {
             return Ok(Caller(None));
         };
-        match hub.store().authenticate(&token)? {
+        let found = match &credential {
+            Credential::Token(token) => hub.store().authenticate(token)?,
+            Credential::Session(session) => hub
+                .store()
+                .session_user(session)?
+                .map(|(user, token, _)| (user, token)),
+        };
+        match found {
             Some((user, token)) => Ok(Caller(Some(Identity { user, token }))),
-            None => Err(ApiError::unauthorized(
-                "Invalid credentials in Authorization header: the token is unknown or revoked",
-            )),
+            None => {
+                count_failure(hub, parts);
+                Err(ApiError::unauthorized(match credential {
+                    Credential::Token(_) => {
+                        "Invalid credentials in Authorization header: the token is unknown or revoked"
+                    }
+                    Credential::Session(_) => {
+                        "the session of this cookie ended or expired: sign in again"
+                    }
+                }))
+            }
         }
     }
 }
@@ -240,25 +283,28 @@ mod tests {
     }
 
     #[test]
-    fn the_cookie_signs_in_reads_only() {
-        let cookie = headers(&[("cookie", "spaceport_token=hf_abc")]);
+    fn the_cookie_signs_in_reads_only_and_holds_a_session() {
+        let cookie = headers(&[("cookie", "spaceport_session=sps_abc")]);
         assert_eq!(
-            request_token_or_cookie(&http::Method::GET, &cookie).as_deref(),
-            Some("hf_abc")
+            request_credential(&http::Method::GET, &cookie),
+            Some(Credential::Session("sps_abc".into()))
         );
-        assert_eq!(request_token_or_cookie(&http::Method::POST, &cookie), None);
-        assert_eq!(
-            request_token_or_cookie(&http::Method::DELETE, &cookie),
-            None
-        );
+        assert_eq!(request_credential(&http::Method::POST, &cookie), None);
+        assert_eq!(request_credential(&http::Method::DELETE, &cookie), None);
         assert_eq!(request_token(&cookie), None, "git never reads the cookie");
+        let old = headers(&[("cookie", "spaceport_token=hf_abc")]);
+        assert_eq!(
+            request_credential(&http::Method::GET, &old),
+            None,
+            "the old raw-token cookie is not honoured"
+        );
         let bearer = headers(&[
             ("authorization", "Bearer hf_xyz"),
-            ("cookie", "spaceport_token=hf_abc"),
+            ("cookie", "spaceport_session=sps_abc"),
         ]);
         assert_eq!(
-            request_token_or_cookie(&http::Method::POST, &bearer).as_deref(),
-            Some("hf_xyz")
+            request_credential(&http::Method::POST, &bearer),
+            Some(Credential::Token("hf_xyz".into()))
         );
     }
 }

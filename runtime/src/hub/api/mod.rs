@@ -262,7 +262,19 @@ fn routes<E: ContainerEngine>() -> Router<Hub<E>> {
             "/api/admin/orgs/{org}/members",
             post(admin::add_member::<E>),
         )
-        .route("/api/tokens", post(admin::create_token::<E>))
+        .route(
+            "/api/tokens",
+            post(admin::create_token::<E>).get(admin::list_tokens::<E>),
+        )
+        .route("/api/tokens/{id}", delete(admin::revoke_token::<E>))
+        .route(
+            "/api/admin/users/{user}/tokens",
+            get(admin::list_user_tokens::<E>),
+        )
+        .route(
+            "/api/admin/users/{user}/tokens/{id}",
+            delete(admin::revoke_user_token::<E>),
+        )
         .route(
             "/api/models/{owner}/{name}/tree/{rev}",
             get(files::tree_model::<E>),

@@ -30,7 +30,7 @@ pub fn csrf_field(csrf: &str) -> String {
 pub fn page(title: &str, chrome: &Chrome, body: &str) -> String {
     let who = match &chrome.user {
         Some(name) => format!(
-            "<span class=\"who\">{}</span><form method=\"post\" action=\"/signout\" class=\"inline\">{}<button type=\"submit\">Sign out</button></form>",
+            "<a class=\"who\" href=\"/account\" title=\"Your tokens and sessions\">{}</a><form method=\"post\" action=\"/signout\" class=\"inline\">{}<button type=\"submit\">Sign out</button></form>",
             esc(name),
             csrf_field(&chrome.csrf)
         ),

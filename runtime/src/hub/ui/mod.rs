@@ -4,16 +4,19 @@
 //! Pages are HTML rendered on the server; they show their content without
 //! JavaScript, and one small script (served at `/ui/live.js`) makes the
 //! stage and the logs follow their server-sent events. The browser signs in
-//! with a hub token, kept in an HttpOnly cookie the proxy also reads (so a
-//! private Space's app opens for its owner), and every POST form carries a
-//! CSRF token ([`session`]). Access follows the API exactly: a Space the
-//! viewer may not read is "not found", settings, logs and analytics are
-//! its writers'.
+//! with a hub token, which starts a session on the hub; the session's id
+//! (never the token) is kept in an HttpOnly cookie the proxy also reads (so
+//! a private Space's app opens for its owner), and every POST form carries a
+//! CSRF token ([`session`]). The account page ([`account`]) lists the
+//! user's tokens and sessions and revokes them. Access follows the API
+//! exactly: a Space the viewer may not read is "not found", settings, logs
+//! and analytics are its writers'.
 //!
 //! The rendering modules ([`layout`], [`gallery`], [`space`],
 //! [`analytics`], [`charts`]) are pure and unit-tested; [`pages`],
 //! [`settings`] and [`live`] gather data and answer requests.
 
+pub mod account;
 pub mod analytics;
 pub mod charts;
 pub mod gallery;
@@ -38,6 +41,7 @@ use spaceport_proxy::pages::escape as esc;
 
 use super::Hub;
 use super::api::auth::{Caller, Identity};
+use super::authlimit::AuthFailed;
 use crate::config::SpaceConfig;
 use crate::engine::ContainerEngine;
 use layout::Chrome;
@@ -104,7 +108,10 @@ pub fn router<E: ContainerEngine>(hub: &Hub<E>) -> Router<Hub<E>> {
         .route("/", get(pages::gallery::<E>))
         .route("/analytics", get(pages::node_analytics::<E>))
         .route("/signin", get(signin_page).post(signin::<E>))
-        .route("/signout", post(signout))
+        .route("/signout", post(signout::<E>))
+        .route("/account", get(account::page::<E>))
+        .route("/account/tokens", post(account::create_token::<E>))
+        .route("/account/{what}/{id}/revoke", post(account::revoke::<E>))
         .route("/ui/style.css", get(style))
         .route("/ui/live.js", get(script))
         .route("/spaces/{owner}/{name}", get(pages::space::<E>))
@@ -150,13 +157,15 @@ pub fn spaces_origin(config: &crate::hub::HubConfig) -> String {
     format!("{scheme}://*.{}{port}", config.domain)
 }
 
-/// Who is looking, as the UI sees it: the session cookie only (a stale or
-/// revoked token reads as signed out, not as an error).
+/// Who is looking, as the UI sees it: the session cookie only (an ended or
+/// expired session reads as signed out, not as an error).
 #[derive(Debug, Clone)]
 pub struct Viewer {
     pub caller: Caller,
-    /// The session's token, when signed in.
+    /// The session's id (the cookie's value), when signed in.
     pub session: Option<String>,
+    /// The session as stored, when signed in.
+    pub session_info: Option<crate::state::SessionInfo>,
     /// The pre-sign-in cookie's value.
     pub pre: Option<String>,
 }
@@ -207,23 +216,27 @@ impl<E: ContainerEngine> FromRequestParts<Hub<E>> for Viewer {
         let pre = spaceport_proxy::access::cookie(&parts.headers, session::PRE_COOKIE)
             .filter(|t| session::cookie_safe(t))
             .map(str::to_owned);
-        let identity = match &session {
+        let found = match &session {
             Some(t) => {
                 let store = hub.store().clone();
                 let t = t.clone();
-                tokio::task::spawn_blocking(move || store.authenticate(&t))
+                tokio::task::spawn_blocking(move || store.session_user(&t))
                     .await
                     .ok()
                     .and_then(Result::ok)
                     .flatten()
-                    .map(|(user, token)| Identity { user, token })
             }
             None => None,
+        };
+        let (identity, session_info) = match found {
+            Some((user, token, info)) => (Some(Identity { user, token }), Some(info)),
+            None => (None, None),
         };
         let session = if identity.is_some() { session } else { None };
         Ok(Viewer {
             caller: Caller(identity),
             session,
+            session_info,
             pre,
         })
     }
@@ -370,13 +383,13 @@ async fn signin<E: ContainerEngine>(
     }
     let next = safe_next(form.get("next").map(String::as_str));
     let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
-    let known = if session::cookie_safe(token) {
-        hub.store().authenticate(token).ok().flatten()
-    } else {
+    let known = if token.is_empty() {
         None
+    } else {
+        hub.store().authenticate(token).ok().flatten()
     };
-    if known.is_none() {
-        return html(
+    let Some((_, info)) = known else {
+        let mut resp = html(
             StatusCode::UNAUTHORIZED,
             signin_body(
                 &viewer.chrome(&ui),
@@ -384,29 +397,62 @@ async fn signin<E: ContainerEngine>(
                 Some("This token is unknown or revoked."),
             ),
         );
-    }
+        resp.extensions_mut().insert(AuthFailed);
+        return resp;
+    };
+    let created = match hub.store().create_session(info.id) {
+        Ok((id, _)) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "failed to start a session");
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &viewer.chrome(&ui),
+                "Sign-in failed",
+                "failed to start a session on the hub; try again",
+            );
+        }
+    };
     let mut resp = Redirect::to(&next).into_response();
-    if let Ok(c) = HeaderValue::from_str(&session::session_cookie(token, ui.secure)) {
+    if let Some(old) = &viewer.session {
+        // Signing in again replaces this browser's session.
+        let _ = hub.store().end_session(old);
+    }
+    if let Ok(c) = HeaderValue::from_str(&session::session_cookie(&created, ui.secure)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp
 }
 
-async fn signout(
-    Extension(ui): Ui,
-    viewer: Viewer,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    if viewer.session.is_some()
-        && let Err(r) = viewer.check_csrf(&ui, form.get("csrf"))
-    {
-        return *r;
-    }
-    let mut resp = Redirect::to("/").into_response();
+/// A redirect that also drops this browser's session cookie.
+pub fn signed_out_redirect(ui: &UiState, to: &str) -> Response {
+    let mut resp = Redirect::to(to).into_response();
     if let Ok(c) = HeaderValue::from_str(&session::clear_session_cookie(ui.secure)) {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
     resp
+}
+
+async fn signout<E: ContainerEngine>(
+    State(hub): State<Hub<E>>,
+    Extension(ui): Ui,
+    viewer: Viewer,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(id) = &viewer.session {
+        if let Err(r) = viewer.check_csrf(&ui, form.get("csrf")) {
+            return *r;
+        }
+        if let Err(e) = hub.store().end_session(id) {
+            tracing::error!(error = %e, "failed to end a session");
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &viewer.chrome(&ui),
+                "Sign-out failed",
+                "failed to end the session on the hub; try again",
+            );
+        }
+    }
+    signed_out_redirect(&ui, "/")
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
 //! Browser sessions: the sign-in cookie and the CSRF tokens of forms.
 //!
-//! The session cookie holds the user's hub token under the name the proxy
-//! reads ([`TOKEN_COOKIE`]), so a signed-in owner's browser opens a private
-//! Space's app too. It is HttpOnly (page scripts never see it), SameSite=Lax
-//! (other sites' forms do not carry it) and Secure when the hub's public URL
-//! is https. Every POST form carries a CSRF token: an HMAC, under the node's
-//! UI key, of the session it belongs to (the signed-in token, or before
-//! sign-in the random value of the [`PRE_COOKIE`]). A token copied from one
-//! browser is useless in another, and nothing needs to be stored per session.
+//! The session cookie holds the id of a session the hub stored at sign-in
+//! (see [`crate::state::SessionInfo`]), never a token: sign-out or revoking
+//! the token ends the session on the hub, so a copied cookie stops working
+//! too. It goes under the name the proxy reads ([`TOKEN_COOKIE`]), so a
+//! signed-in owner's browser opens a private Space's app too. It is HttpOnly
+//! (page scripts never see it), SameSite=Lax (other sites' forms do not
+//! carry it) and Secure when the hub's public URL is https. Every POST form
+//! carries a CSRF token: an HMAC, under the node's UI key, of the session it
+//! belongs to (the session id, or before sign-in the random value of the
+//! [`PRE_COOKIE`]). A token copied from one browser is useless in another.
 //! This module is pure: no I/O, no HTTP types beyond header values.
 
 use base64::Engine as _;
@@ -22,8 +24,8 @@ pub const PRE_COOKIE: &str = "spaceport_presession";
 /// apps and refuses them from apps' responses.
 pub const HUB_COOKIES: [&str; 2] = [TOKEN_COOKIE, PRE_COOKIE];
 
-/// Thirty days, as the cookie's Max-Age.
-const SESSION_MAX_AGE_SECS: u64 = 30 * 24 * 3600;
+/// The session's lifetime, as the cookie's Max-Age.
+const SESSION_MAX_AGE_SECS: i64 = crate::state::SESSION_TTL_SECS;
 
 /// The node's key for CSRF tokens.
 #[derive(Debug, Clone)]
@@ -61,8 +63,8 @@ fn message(session: &str) -> Vec<u8> {
     m
 }
 
-/// Whether a token can travel in a cookie as it is (the hub's tokens do;
-/// anything else is refused at sign-in rather than mangled).
+/// Whether a value can travel in a cookie as it is (the pre-sign-in value
+/// and session ids do; anything else is ignored rather than mangled).
 pub fn cookie_safe(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 512
@@ -80,9 +82,9 @@ fn attributes(secure: bool) -> &'static str {
 }
 
 /// `Set-Cookie` of a new session.
-pub fn session_cookie(token: &str, secure: bool) -> String {
+pub fn session_cookie(session: &str, secure: bool) -> String {
     format!(
-        "{TOKEN_COOKIE}={token}; Max-Age={SESSION_MAX_AGE_SECS}{}",
+        "{TOKEN_COOKIE}={session}; Max-Age={SESSION_MAX_AGE_SECS}{}",
         attributes(secure)
     )
 }
@@ -132,8 +134,9 @@ mod tests {
 
     #[test]
     fn cookies_are_httponly_lax_and_secure_only_over_https() {
-        let c = session_cookie("hf_abc", false);
-        assert!(c.starts_with("spaceport_token=hf_abc;"), "{c}");
+        let c = session_cookie("sps_abc", false);
+        assert!(c.starts_with("spaceport_session=sps_abc;"), "{c}");
+        assert!(c.contains("Max-Age=604800;"), "seven days: {c}");
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax"), "{c}");
         assert!(!c.contains("Secure"), "{c}");
         assert!(session_cookie("hf_abc", true).ends_with("; Secure"));
