@@ -41,7 +41,7 @@ async fn send(
 
 /// Sets a Space's visibility the way its owner does in the web UI.
 async fn set_visibility_in_the_ui(hub: &Hub, space: &str, visibility: &str) {
-    let cookie = format!("{}={ADMIN_TOKEN}", spaceport_proxy::access::TOKEN_COOKIE);
+    let cookie = hub::sign_in(hub, ADMIN_TOKEN).await;
     let settings = format!("/spaces/{space}/settings");
     let (s, _, page) = send(hub, "GET", &settings, &[("cookie", &cookie)], Vec::new()).await;
     assert_eq!(s, 200, "{page}");

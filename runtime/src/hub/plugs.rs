@@ -19,7 +19,7 @@ pub fn ticket_key(store: &Store) -> TicketKey {
 /// Who may open a private Space: a hub token whose user may read the
 /// Space's owner (the user itself, a member of the organization, or an
 /// admin), or an app ticket made for that Space and user (while the user
-/// still may read it).
+/// still may read it and the hub session it was made in lasts).
 #[derive(Debug, Clone)]
 pub struct StoreAccess {
     store: Arc<Store>,
@@ -49,7 +49,11 @@ impl StoreAccess {
         space: &spaceport_proxy::SpaceId,
     ) -> Option<tickets::Ticket> {
         let t = self.tickets.verify(value, kind, now_secs())?;
-        (t.space == space.to_string() && self.user_may_read(&t.user, space)).then_some(t)
+        let live = self
+            .store
+            .session_alive(t.session, &t.user)
+            .unwrap_or(false);
+        (t.space == space.to_string() && live && self.user_may_read(&t.user, space)).then_some(t)
     }
 }
 
@@ -87,6 +91,7 @@ impl AccessChecker for StoreAccess {
                 Kind::App,
                 &t.space,
                 &t.user,
+                t.session,
                 now_secs() + tickets::APP_TTL_SECS,
             );
             Some(AppPass {
@@ -98,6 +103,7 @@ impl AccessChecker for StoreAccess {
 
     fn is_hub_credential(&self, credential: &str) -> bool {
         credential.starts_with(crate::state::TOKEN_PREFIX)
+            || credential.starts_with(crate::state::SESSION_PREFIX)
             || credential.starts_with("hf_")
             || tickets::is_ticket(credential)
     }
@@ -140,8 +146,20 @@ mod tests {
         (dir, store, access)
     }
 
+    /// A hub session of `user` (a new token's), as the UI's sign-in makes.
+    fn session(store: &Store, user: &str) -> i64 {
+        let (token, _) = store.create_token(user, "t", TokenScope::Read).unwrap();
+        let (_, info) = store.create_session(token.id).unwrap();
+        info.id
+    }
+
     fn sign(store: &Store, space: &str, user: &str, ttl: i64) -> String {
-        ticket_key(store).mint(Kind::Sign, space, user, now_secs() + ttl)
+        let sid = if store.user(user).unwrap().is_some() {
+            session(store, user)
+        } else {
+            1
+        };
+        ticket_key(store).mint(Kind::Sign, space, user, sid, now_secs() + ttl)
     }
 
     #[tokio::test]
@@ -188,6 +206,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn signing_out_of_the_hub_closes_the_apps_opened_from_that_session() {
+        let (_d, store, access) = setup();
+        let diary = space("alice/diary");
+        let (token, _) = store.create_token("alice", "t", TokenScope::Read).unwrap();
+        let (cookie, info) = store.create_session(token.id).unwrap();
+        let key = ticket_key(&store);
+        let t = key.mint(Kind::Sign, "alice/diary", "alice", info.id, now_secs() + 60);
+        let pass = access.exchange(&diary, &t).await.unwrap();
+        assert!(access.allows(&diary, &pass.value).await);
+        assert!(store.end_session(&cookie).unwrap());
+        assert!(!access.allows(&diary, &pass.value).await);
+        assert!(access.exchange(&diary, &t).await.is_none());
+        // Another user's session does not stand in for alice's.
+        let mallorys = session(&store, "mallory");
+        let t = key.mint(
+            Kind::Sign,
+            "alice/diary",
+            "alice",
+            mallorys,
+            now_secs() + 60,
+        );
+        assert!(access.exchange(&diary, &t).await.is_none());
+    }
+
+    #[tokio::test]
     async fn hub_tokens_still_open_private_spaces_and_are_recognised() {
         let (_d, store, access) = setup();
         let (_, token) = store.create_token("alice", "t", TokenScope::Read).unwrap();
@@ -196,6 +239,7 @@ mod tests {
         assert!(access.is_hub_credential(&token));
         assert!(access.is_hub_credential("hf_someone"));
         assert!(access.is_hub_credential(&sign(&store, "a/b", "alice", 5)));
+        assert!(access.is_hub_credential("sps_a_session_id"));
         assert!(!access.is_hub_credential("the-apps-own-key"));
     }
 }

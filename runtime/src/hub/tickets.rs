@@ -5,10 +5,12 @@
 //! the app with a short-lived *sign* ticket in its URL (`?__sign=`); the
 //! proxy exchanges it for a longer-lived *app* ticket in a cookie of the
 //! app's host, and checks that cookie on every request. Both are HMACs under
-//! the node's ticket key over (kind, Space, user, expiry): a ticket opens
-//! one Space for one user until it expires, and only while that user may
-//! still read the Space (the checker asks the store each time). Neither is a
-//! hub token: the API and git never accept one.
+//! the node's ticket key over (kind, Space, user, the user's browser session
+//! on the hub, expiry): a ticket opens one Space for one user until it
+//! expires, and only while that user may still read the Space and that
+//! session lasts, so signing out of the hub closes the app too (the checker
+//! asks the store each time). Neither is a hub token: the API and git never
+//! accept one.
 //!
 //! Pure: no I/O, no clock (callers pass the time).
 
@@ -50,6 +52,8 @@ pub struct Ticket {
     pub space: String,
     /// The user it was made for.
     pub user: String,
+    /// The row id of the hub session it was made in.
+    pub session: i64,
     /// Unix seconds after which it is refused.
     pub expires: i64,
 }
@@ -69,9 +73,10 @@ impl TicketKey {
         TicketKey(hmac::Key::new(hmac::HMAC_SHA256, secret))
     }
 
-    /// A ticket of `kind` for `user` on `space`, valid until `expires`.
-    pub fn mint(&self, kind: Kind, space: &str, user: &str, expires: i64) -> String {
-        let payload = format!("{}\n{space}\n{user}\n{expires}", kind.tag());
+    /// A ticket of `kind` for `user` (signed in by hub session `session`)
+    /// on `space`, valid until `expires`.
+    pub fn mint(&self, kind: Kind, space: &str, user: &str, session: i64, expires: i64) -> String {
+        let payload = format!("{}\n{space}\n{user}\n{session}\n{expires}", kind.tag());
         let tag = hmac::sign(&self.0, &message(payload.as_bytes()));
         format!(
             "{PREFIX}{}.{}",
@@ -93,7 +98,8 @@ impl TicketKey {
         hmac::verify(&self.0, &message(&payload), &tag).ok()?;
         let text = String::from_utf8(payload).ok()?;
         let mut fields = text.split('\n');
-        let (Some(k), Some(space), Some(user), Some(expires), None) = (
+        let (Some(k), Some(space), Some(user), Some(session), Some(expires), None) = (
+            fields.next(),
             fields.next(),
             fields.next(),
             fields.next(),
@@ -102,10 +108,12 @@ impl TicketKey {
         ) else {
             return None;
         };
+        let session: i64 = session.parse().ok()?;
         let expires: i64 = expires.parse().ok()?;
         (k == kind.tag() && now <= expires).then(|| Ticket {
             space: space.to_owned(),
             user: user.to_owned(),
+            session,
             expires,
         })
     }
@@ -129,11 +137,12 @@ mod tests {
     #[test]
     fn a_ticket_verifies_for_its_kind_until_it_expires() {
         let k = key();
-        let t = k.mint(Kind::Sign, "alice/app", "alice", 100);
+        let t = k.mint(Kind::Sign, "alice/app", "alice", 7, 100);
         assert!(is_ticket(&t));
         let got = k.verify(&t, Kind::Sign, 100).unwrap();
         assert_eq!(got.space, "alice/app");
         assert_eq!(got.user, "alice");
+        assert_eq!(got.session, 7);
         assert_eq!(k.verify(&t, Kind::Sign, 101), None, "expired");
         assert_eq!(
             k.verify(&t, Kind::App, 50),
@@ -145,13 +154,13 @@ mod tests {
     #[test]
     fn forged_or_altered_tickets_are_refused() {
         let k = key();
-        let t = k.mint(Kind::App, "alice/app", "alice", 100);
+        let t = k.mint(Kind::App, "alice/app", "alice", 7, 100);
         let other = TicketKey::new(&[4u8; 32]);
         assert_eq!(other.verify(&t, Kind::App, 0), None);
         // Another user's name over the same tag.
         let (payload, tag) = t.strip_prefix(PREFIX).unwrap().split_once('.').unwrap();
         let mut text = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-        text = text.replace("alice\n100", "mallory\n100");
+        text = text.replace("alice\n7\n100", "mallory\n7\n100");
         let forged = format!("{PREFIX}{}.{tag}", URL_SAFE_NO_PAD.encode(text));
         assert_eq!(k.verify(&forged, Kind::App, 0), None);
         assert_eq!(k.verify("sp_token", Kind::App, 0), None);
@@ -164,7 +173,7 @@ mod tests {
         let k = key();
         // A newline in a name would shift the fields; the result never verifies
         // as anything but what was signed.
-        let t = k.mint(Kind::App, "alice/app\nx", "bob", 100);
+        let t = k.mint(Kind::App, "alice/app\nx", "bob", 7, 100);
         assert_eq!(k.verify(&t, Kind::App, 0), None);
     }
 }

@@ -50,7 +50,7 @@ pub use analytics::DayStats;
 pub use env::{SecretMeta, Variable};
 pub use people::{Org, OrgRole, Owner, User};
 pub use repos::{NewRepo, Repo, RepoSettings};
-pub use sessions::{SESSION_TTL_SECS, SessionInfo};
+pub use sessions::{SESSION_PREFIX, SESSION_TTL_SECS, SessionInfo};
 pub use tokens::{TOKEN_PREFIX, TokenInfo, TokenScope};
 
 /// The database file's name inside the data directory.

@@ -22,7 +22,7 @@ use super::{Result, StateError, Store, User, now};
 /// How long a session lasts after sign-in, in seconds (seven days).
 pub const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
 /// Prefix of session ids (so a leaked one is recognisable for what it is).
-const SESSION_PREFIX: &str = "sps_";
+pub const SESSION_PREFIX: &str = "sps_";
 /// `last_seen_at` is written at most this often per session, in seconds.
 const LAST_SEEN_GRANULARITY: i64 = 60;
 
@@ -164,6 +164,22 @@ impl Store {
             info.last_seen_at = t;
         }
         Ok(Some((user, token, info)))
+    }
+
+    /// Whether the session of row `id` still lasts and signs in `user`
+    /// (tickets made in a session name it by its row).
+    pub fn session_alive(&self, id: i64, user: &str) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM sessions s JOIN tokens t ON t.id = s.token_id \
+                 JOIN owners u ON u.id = t.user_id \
+                 WHERE s.id = ?1 AND s.expires_at > ?2 AND u.name = ?3 AND u.kind = 'user'",
+                params![id, now(), user],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// Ends the session of this id (sign-out); false when there was none.

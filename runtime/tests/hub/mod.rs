@@ -482,3 +482,43 @@ impl Hub {
         )
     }
 }
+
+/// Signs in through the web UI's form with `token`, as a browser does (the
+/// pre-session cookie and its CSRF field, then the POST); returns the
+/// `Cookie` header value of the session it made.
+#[allow(dead_code, reason = "not every test binary signs in")]
+pub async fn sign_in(hub: &Hub, token: &str) -> String {
+    fn set_cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
+        headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                let (k, val) = v.split(';').next()?.split_once('=')?;
+                (k.trim() == name).then(|| val.to_owned())
+            })
+    }
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let page = client
+        .get(format!("{}/signin", hub.base()).parse().unwrap())
+        .await
+        .expect("the sign-in page answers");
+    let pre = set_cookie(page.headers(), "spaceport_presession").expect("a pre-session cookie");
+    let html =
+        String::from_utf8_lossy(&page.into_body().collect().await.unwrap().to_bytes()).into_owned();
+    let marker = "name=\"csrf\" value=\"";
+    let at = html.find(marker).expect("a CSRF field") + marker.len();
+    let csrf = &html[at..at + html[at..].find('"').unwrap()];
+    let req = http::Request::post(format!("{}/signin", hub.base()))
+        .header("cookie", format!("spaceport_presession={pre}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(format!(
+            "csrf={csrf}&next=/&token={token}"
+        ))))
+        .unwrap();
+    let done = client.request(req).await.expect("sign-in answers");
+    assert_eq!(done.status(), 303, "sign-in");
+    let name = spaceport_proxy::access::TOKEN_COOKIE;
+    let value = set_cookie(done.headers(), name).expect("sign-in sets the session cookie");
+    format!("{name}={value}")
+}

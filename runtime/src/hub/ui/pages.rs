@@ -183,7 +183,7 @@ fn frame_url<E: ContainerEngine>(hub: &Hub<E>, viewer: &Viewer, repo: &Repo) -> 
     if repo.visibility != spaceport_proxy::Visibility::Private {
         return url;
     }
-    let Some(identity) = &viewer.caller.0 else {
+    let (Some(identity), Some(session)) = (&viewer.caller.0, &viewer.session_info) else {
         return url;
     };
     let now = std::time::SystemTime::now()
@@ -193,6 +193,7 @@ fn frame_url<E: ContainerEngine>(hub: &Hub<E>, viewer: &Viewer, repo: &Repo) -> 
         crate::hub::tickets::Kind::Sign,
         &repo.id.to_string(),
         &identity.user.name,
+        session.id,
         now + crate::hub::tickets::SIGN_TTL_SECS,
     );
     format!("{url}?{}={ticket}", spaceport_proxy::origin::SIGN_PARAM)
