@@ -124,6 +124,32 @@ async fn the_path_route_is_sandboxed_and_carries_no_cookie_either_way() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_a_session_cookie_planted_by_a_subdomain_signs_nobody_in() {
+    // The hub itself speaks plain HTTP here; its public URL says a TLS
+    // front serves it, which is what decides the cookies' names.
+    let hub = Hub::start(&["--public-url", "https://hub.spaces.test"]).await;
+    let alice = user(&hub, "alice").await;
+    let cookie = hub::sign_in(&hub, &alice).await;
+    let (name, value) = cookie.split_once('=').unwrap();
+    assert_eq!(name, "__Host-spaceport_session");
+    let whoami = |c: String| {
+        let hub = &hub;
+        async move {
+            let (s, _, body) = hub
+                .request_with("GET", "/api/whoami-v2", &[("cookie", &c)])
+                .await;
+            (s, body)
+        }
+    };
+    let (s, body) = whoami(cookie.clone()).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("\"alice\""), "{body}");
+    // The same session under the name a subdomain can set is not read.
+    let (s, body) = whoami(format!("spaceport_session={value}")).await;
+    assert_eq!(s, 401, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repos_html_file_downloads_from_the_hub_as_inert_bytes() {
     let hub = Hub::start(&[]).await;
     let mallory = user(&hub, "mallory").await;

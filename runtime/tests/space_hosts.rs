@@ -11,55 +11,29 @@ use std::time::Duration;
 use hub::{ADMIN_TOKEN, Git, Hub, example};
 use serde_json::json;
 
-/// Any request with extra headers; status, headers and body.
-async fn send(
-    hub: &Hub,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> (u16, http::HeaderMap, String) {
-    use http_body_util::{BodyExt, Full};
-    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(format!("{}{path}", hub.base()));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = client
-        .request(req.body(Full::new(bytes::Bytes::from(body))).unwrap())
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path} failed: {e}"));
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, String::from_utf8_lossy(&body).into_owned())
-}
-
 /// Sets a Space's visibility the way its owner does in the web UI.
 async fn set_visibility_in_the_ui(hub: &Hub, space: &str, visibility: &str) {
     let cookie = hub::sign_in(hub, ADMIN_TOKEN).await;
     let settings = format!("/spaces/{space}/settings");
-    let (s, _, page) = send(hub, "GET", &settings, &[("cookie", &cookie)], Vec::new()).await;
+    let (s, _, page) = hub
+        .request_with("GET", &settings, &[("cookie", &cookie)])
+        .await;
     assert_eq!(s, 200, "{page}");
     let marker = "name=\"csrf\" value=\"";
     let at = page.find(marker).expect("the settings page has a form") + marker.len();
     let csrf = &page[at..at + page[at..].find('"').unwrap()];
     let form = format!("csrf={csrf}&visibility={visibility}");
-    let (s, _, body) = send(
-        hub,
-        "POST",
-        &format!("{settings}/visibility"),
-        &[
-            ("cookie", &cookie),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ],
-        form.into_bytes(),
-    )
-    .await;
+    let (s, _, body) = hub
+        .send_with(
+            "POST",
+            &format!("{settings}/visibility"),
+            &[
+                ("cookie", &cookie),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            form.into_bytes(),
+        )
+        .await;
     assert_eq!(s, 303, "the visibility form was accepted: {body}");
 }
 

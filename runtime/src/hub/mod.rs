@@ -79,6 +79,11 @@ pub struct HubConfig {
 }
 
 impl HubConfig {
+    /// Whether the hub is served over HTTPS (its public URL says so).
+    pub fn secure(&self) -> bool {
+        self.public_url.starts_with("https:")
+    }
+
     /// The URL of a Space's app: `http://owner-name.domain:port/`.
     pub fn space_url(&self, space: &SpaceId) -> String {
         let scheme = if self.public_url.starts_with("https:") {

@@ -15,7 +15,7 @@ use axum::routing::get;
 use http::{HeaderValue, Method, StatusCode, header};
 
 use super::Hub;
-use super::api::auth::{Caller, TOKEN_COOKIE};
+use super::api::auth::{Caller, session_cookie_name};
 use super::authlimit::{AuthFailed, ClientAddr, client_addr};
 use crate::engine::ContainerEngine;
 
@@ -37,9 +37,9 @@ pub fn router<E: ContainerEngine>(hub: Hub<E>) -> Router {
 
 /// Whether a request presents credentials: a token, a session cookie, or
 /// the sign-in form (whose token is in the body).
-fn carries_credentials(req: &Request) -> bool {
+fn carries_credentials(req: &Request, secure: bool) -> bool {
     req.headers().contains_key(header::AUTHORIZATION)
-        || spaceport_proxy::access::cookie(req.headers(), TOKEN_COOKIE)
+        || spaceport_proxy::access::cookie(req.headers(), session_cookie_name(secure))
             .is_some_and(|v| !v.is_empty())
         || (req.method() == Method::POST && req.uri().path() == "/signin")
 }
@@ -62,7 +62,7 @@ async fn limit_failed_auth<E: ContainerEngine>(
     let ip = client_addr(req.headers(), peer, limiter.trusts_forwarded());
     let mut req = req;
     req.extensions_mut().insert(ClientAddr(ip));
-    if carries_credentials(&req)
+    if carries_credentials(&req, hub.config().secure())
         && let Some(wait) = hub.auth_limiter().blocked(ip, Instant::now())
     {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -264,6 +264,43 @@ impl Hub {
         Ok((status, headers, body))
     }
 
+    /// A request to the hub with extra headers; status, headers, body text.
+    #[allow(dead_code, reason = "not every test binary sends its own headers")]
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, http::HeaderMap, String) {
+        self.send_with(method, path, headers, Vec::new()).await
+    }
+
+    /// [`Hub::request_with`] with a body.
+    #[allow(dead_code, reason = "not every test binary sends a body")]
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, http::HeaderMap, String) {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base()));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = client
+            .request(req.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} failed: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
     pub async fn get(
         &self,
         path: &str,
@@ -503,14 +540,17 @@ pub async fn sign_in(hub: &Hub, token: &str) -> String {
         .get(format!("{}/signin", hub.base()).parse().unwrap())
         .await
         .expect("the sign-in page answers");
-    let pre = set_cookie(page.headers(), "spaceport_presession").expect("a pre-session cookie");
+    let (pre_name, pre) = ["spaceport_presession", "__Host-spaceport_presession"]
+        .into_iter()
+        .find_map(|n| Some((n, set_cookie(page.headers(), n)?)))
+        .expect("a pre-session cookie");
     let html =
         String::from_utf8_lossy(&page.into_body().collect().await.unwrap().to_bytes()).into_owned();
     let marker = "name=\"csrf\" value=\"";
     let at = html.find(marker).expect("a CSRF field") + marker.len();
     let csrf = &html[at..at + html[at..].find('"').unwrap()];
     let req = http::Request::post(format!("{}/signin", hub.base()))
-        .header("cookie", format!("spaceport_presession={pre}"))
+        .header("cookie", format!("{pre_name}={pre}"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Full::new(Bytes::from(format!(
             "csrf={csrf}&next=/&token={token}"
@@ -518,7 +558,11 @@ pub async fn sign_in(hub: &Hub, token: &str) -> String {
         .unwrap();
     let done = client.request(req).await.expect("sign-in answers");
     assert_eq!(done.status(), 303, "sign-in");
-    let name = spaceport_proxy::access::TOKEN_COOKIE;
-    let value = set_cookie(done.headers(), name).expect("sign-in sets the session cookie");
-    format!("{name}={value}")
+    // Over HTTPS the hub's cookies carry the `__Host-` prefix.
+    for name in ["spaceport_session", "__Host-spaceport_session"] {
+        if let Some(value) = set_cookie(done.headers(), name) {
+            return format!("{name}={value}");
+        }
+    }
+    panic!("sign-in sets no session cookie: {:?}", done.headers());
 }

@@ -25,9 +25,24 @@ use crate::plan::SpaceId;
 use crate::repos::RepoKind;
 use crate::state::{Repo, TokenInfo, TokenScope, User};
 
-/// The name of the hub's session cookie (shared with the proxy, which
-/// reads it for private Spaces).
+/// The name of the hub's session cookie over plain HTTP (the proxy strips
+/// it from requests to apps and refuses it from them).
 pub const TOKEN_COOKIE: &str = spaceport_proxy::access::TOKEN_COOKIE;
+
+/// The session cookie's name over HTTPS. A browser accepts a `__Host-`
+/// cookie only from the host itself (Secure, `Path=/`, no `Domain`), so an
+/// app on a subdomain of the hub cannot plant one for the hub ("cookie
+/// tossing"); the unprefixed name is then not read at all.
+pub const SECURE_TOKEN_COOKIE: &str = "__Host-spaceport_session";
+
+/// The session cookie's name on a hub served over HTTPS (`secure`) or not.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_TOKEN_COOKIE
+    } else {
+        TOKEN_COOKIE
+    }
+}
 
 /// A signed-in caller.
 #[derive(Debug, Clone)]
@@ -86,15 +101,20 @@ pub enum Credential {
 }
 
 /// The credential of a request: the token in its headers, else, for a read
-/// (GET or HEAD), the session in its cookie.
-pub fn request_credential(method: &http::Method, headers: &http::HeaderMap) -> Option<Credential> {
+/// (GET or HEAD), the session in its cookie (named `cookie`, see
+/// [`session_cookie_name`]).
+pub fn request_credential(
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    cookie: &str,
+) -> Option<Credential> {
     if headers.contains_key(http::header::AUTHORIZATION) {
         return request_token(headers).map(Credential::Token);
     }
     if method != http::Method::GET && method != http::Method::HEAD {
         return None;
     }
-    spaceport_proxy::access::cookie(headers, TOKEN_COOKIE)
+    spaceport_proxy::access::cookie(headers, cookie)
         .filter(|t| !t.is_empty())
         .map(|t| Credential::Session(t.to_owned()))
 }
@@ -119,7 +139,8 @@ impl<E: ContainerEngine> FromRequestParts<Hub<E>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub<E>) -> Result<Self, ApiError> {
-        let Some(credential) = request_credential(&parts.method, &parts.headers) else {
+        let cookie = session_cookie_name(hub.config().secure());
+        let Some(credential) = request_credential(&parts.method, &parts.headers, cookie) else {
             return Ok(Caller(None));
         };
         let found = match &credential {
@@ -286,15 +307,21 @@ mod tests {
     fn the_cookie_signs_in_reads_only_and_holds_a_session() {
         let cookie = headers(&[("cookie", "spaceport_session=sps_abc")]);
         assert_eq!(
-            request_credential(&http::Method::GET, &cookie),
+            request_credential(&http::Method::GET, &cookie, TOKEN_COOKIE),
             Some(Credential::Session("sps_abc".into()))
         );
-        assert_eq!(request_credential(&http::Method::POST, &cookie), None);
-        assert_eq!(request_credential(&http::Method::DELETE, &cookie), None);
+        assert_eq!(
+            request_credential(&http::Method::POST, &cookie, TOKEN_COOKIE),
+            None
+        );
+        assert_eq!(
+            request_credential(&http::Method::DELETE, &cookie, TOKEN_COOKIE),
+            None
+        );
         assert_eq!(request_token(&cookie), None, "git never reads the cookie");
         let old = headers(&[("cookie", "spaceport_token=hf_abc")]);
         assert_eq!(
-            request_credential(&http::Method::GET, &old),
+            request_credential(&http::Method::GET, &old, TOKEN_COOKIE),
             None,
             "the old raw-token cookie is not honoured"
         );
@@ -303,8 +330,25 @@ mod tests {
             ("cookie", "spaceport_session=sps_abc"),
         ]);
         assert_eq!(
-            request_credential(&http::Method::POST, &bearer),
+            request_credential(&http::Method::POST, &bearer, TOKEN_COOKIE),
             Some(Credential::Token("hf_xyz".into()))
+        );
+    }
+
+    #[test]
+    fn over_https_only_the_host_only_cookie_is_read() {
+        let secure = session_cookie_name(true);
+        assert!(secure.starts_with("__Host-"));
+        // A cookie without the prefix may have come from a subdomain.
+        let tossed = headers(&[("cookie", "spaceport_session=sps_attacker")]);
+        assert_eq!(
+            request_credential(&http::Method::GET, &tossed, secure),
+            None
+        );
+        let own = headers(&[("cookie", "__Host-spaceport_session=sps_mine")]);
+        assert_eq!(
+            request_credential(&http::Method::GET, &own, secure),
+            Some(Credential::Session("sps_mine".into()))
         );
     }
 }

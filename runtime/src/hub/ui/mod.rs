@@ -99,7 +99,7 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
 pub fn router<E: ContainerEngine>(hub: &Hub<E>) -> Router<Hub<E>> {
     let state = Arc::new(UiState {
         key: load_key(hub),
-        secure: hub.config().public_url.starts_with("https:"),
+        secure: hub.config().secure(),
         readmes: Mutex::new(HashMap::new()),
     });
     let csp = HeaderValue::from_str(&layout::csp(&spaces_origin(hub.config())))
@@ -210,10 +210,12 @@ impl<E: ContainerEngine> FromRequestParts<Hub<E>> for Viewer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub<E>) -> Result<Self, Self::Rejection> {
-        let session = spaceport_proxy::access::cookie(&parts.headers, session::TOKEN_COOKIE)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        let pre = spaceport_proxy::access::cookie(&parts.headers, session::PRE_COOKIE)
+        let secure = hub.config().secure();
+        let session =
+            spaceport_proxy::access::cookie(&parts.headers, session::session_cookie_name(secure))
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+        let pre = spaceport_proxy::access::cookie(&parts.headers, session::pre_cookie_name(secure))
             .filter(|t| session::cookie_safe(t))
             .map(str::to_owned);
         let found = match &session {

@@ -15,10 +15,21 @@
 use base64::Engine as _;
 use ring::hmac;
 
-pub use crate::hub::api::auth::TOKEN_COOKIE;
+pub use crate::hub::api::auth::{TOKEN_COOKIE, session_cookie_name};
 
 /// The random per-browser value forms are bound to before sign-in.
 pub const PRE_COOKIE: &str = "spaceport_presession";
+
+/// The pre-session cookie's name: `__Host-` prefixed over HTTPS, as the
+/// session's (see [`session_cookie_name`]): a value planted by a subdomain
+/// would let it forge the sign-in form.
+pub fn pre_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-spaceport_presession"
+    } else {
+        PRE_COOKIE
+    }
+}
 
 /// Every cookie of the hub's origin: the proxy strips them from requests to
 /// apps and refuses them from apps' responses.
@@ -84,19 +95,24 @@ fn attributes(secure: bool) -> &'static str {
 /// `Set-Cookie` of a new session.
 pub fn session_cookie(session: &str, secure: bool) -> String {
     format!(
-        "{TOKEN_COOKIE}={session}; Max-Age={SESSION_MAX_AGE_SECS}{}",
+        "{}={session}; Max-Age={SESSION_MAX_AGE_SECS}{}",
+        session_cookie_name(secure),
         attributes(secure)
     )
 }
 
 /// `Set-Cookie` that ends the session.
 pub fn clear_session_cookie(secure: bool) -> String {
-    format!("{TOKEN_COOKIE}=; Max-Age=0{}", attributes(secure))
+    format!(
+        "{}=; Max-Age=0{}",
+        session_cookie_name(secure),
+        attributes(secure)
+    )
 }
 
 /// `Set-Cookie` of the pre-sign-in value (a browser-session cookie).
 pub fn pre_cookie(value: &str, secure: bool) -> String {
-    format!("{PRE_COOKIE}={value}{}", attributes(secure))
+    format!("{}={value}{}", pre_cookie_name(secure), attributes(secure))
 }
 
 /// A fresh random value for the pre-sign-in cookie.
@@ -139,7 +155,17 @@ mod tests {
         assert!(c.contains("Max-Age=604800;"), "seven days: {c}");
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax"), "{c}");
         assert!(!c.contains("Secure"), "{c}");
-        assert!(session_cookie("hf_abc", true).ends_with("; Secure"));
+        let https = session_cookie("sps_abc", true);
+        assert!(
+            https.starts_with("__Host-spaceport_session=sps_abc;"),
+            "{https}"
+        );
+        assert!(
+            https.ends_with("; Secure") && https.contains("Path=/"),
+            "{https}"
+        );
+        assert!(!https.contains("Domain"), "{https}");
+        assert!(pre_cookie("x", true).starts_with("__Host-spaceport_presession=x;"));
         assert!(clear_session_cookie(false).contains("Max-Age=0"));
         assert!(pre_cookie("x", true).contains("HttpOnly"));
     }
