@@ -8,10 +8,10 @@
 //! and count against the client's address ([`crate::hub::authlimit`]).
 //!
 //! The cookie signs in reads only (GET and HEAD): a browser sends it with
-//! whatever a page of the same site asks for, a Space's app included (Spaces
-//! live on subdomains of the hub), so a change through the API needs the
-//! token in a header, which no other page can add. The web UI's forms are
-//! protected by their own CSRF tokens instead.
+//! whatever a page of the same site asks for (Spaces may live on subdomains
+//! of the hub), so a change through the API needs the token in a header,
+//! which no other page can add. The web UI's forms are protected by their
+//! own CSRF tokens instead.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

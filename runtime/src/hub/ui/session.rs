@@ -3,10 +3,11 @@
 //! The session cookie holds the id of a session the hub stored at sign-in
 //! (see [`crate::state::SessionInfo`]), never a token: sign-out or revoking
 //! the token ends the session on the hub, so a copied cookie stops working
-//! too. It goes under the name the proxy reads ([`TOKEN_COOKIE`]), so a
-//! signed-in owner's browser opens a private Space's app too. It is HttpOnly
-//! (page scripts never see it), SameSite=Lax (other sites' forms do not
-//! carry it) and Secure when the hub's public URL is https. Every POST form
+//! too. It stays on the hub's host: the proxy strips it from requests to
+//! apps ([`HUB_COOKIES`]), which a private app's frame opens through a
+//! ticket instead (`crate::hub::tickets`). It is HttpOnly (page scripts never
+//! see it), SameSite=Lax (other sites' forms do not carry it), and over
+//! HTTPS Secure and `__Host-` prefixed (no subdomain can plant one). Every POST form
 //! carries a CSRF token: an HMAC, under the node's UI key, of the session it
 //! belongs to (the session id, or before sign-in the random value of the
 //! [`PRE_COOKIE`]). A token copied from one browser is useless in another.
