@@ -12,32 +12,14 @@
 mod hub;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use hub::{Git, Hub, example, fixture};
 use serde_json::json;
 
-fn runs(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 const EVIL: &str = "mallory/evil";
 const PRIVATE: &str = "alice/diary";
-
-/// A user made by the admin; their first token.
-async fn user(hub: &Hub, name: &str) -> String {
-    let (s, body) = hub
-        .api("POST", "/api/admin/users", Some(json!({"name": name})))
-        .await;
-    assert_eq!(s, 200, "{body}");
-    body["token"].as_str().unwrap().to_owned()
-}
 
 /// Creates a static Space as its owner and pushes `files` to it.
 async fn static_space(hub: &Hub, git: &Git, token: &str, space: &str, files: &Path, private: bool) {
@@ -72,8 +54,8 @@ async fn static_space_as(
 /// The two users' Spaces: alice's private diary, mallory's hostile page
 /// (its script names the hub's URL). Returns alice's token.
 async fn setup(hub: &Hub) -> String {
-    let alice = user(hub, "alice").await;
-    let mallory = user(hub, "mallory").await;
+    let alice = hub.user("alice").await;
+    let mallory = hub.user("mallory").await;
     let git = Git::new();
     static_space(hub, &git, &alice, PRIVATE, &example("static-hello"), true).await;
     let evil = tempfile::tempdir().unwrap();
@@ -128,7 +110,7 @@ async fn over_https_a_session_cookie_planted_by_a_subdomain_signs_nobody_in() {
     // The hub itself speaks plain HTTP here; its public URL says a TLS
     // front serves it, which is what decides the cookies' names.
     let hub = Hub::start(&["--public-url", "https://hub.spaces.test"]).await;
-    let alice = user(&hub, "alice").await;
+    let alice = hub.user("alice").await;
     let cookie = hub::sign_in(&hub, &alice).await;
     let (name, value) = cookie.split_once('=').unwrap();
     assert_eq!(name, "__Host-spaceport_session");
@@ -152,7 +134,7 @@ async fn over_https_a_session_cookie_planted_by_a_subdomain_signs_nobody_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repos_html_file_downloads_from_the_hub_as_inert_bytes() {
     let hub = Hub::start(&[]).await;
-    let mallory = user(&hub, "mallory").await;
+    let mallory = hub.user("mallory").await;
     let (s, body) = hub
         .api_as(
             &mallory,
@@ -193,8 +175,8 @@ async fn a_repos_html_file_downloads_from_the_hub_as_inert_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_protected_static_space_serves_its_files_only_to_those_who_may_read_the_repo() {
     let hub = Hub::start(&[]).await;
-    let alice = user(&hub, "alice").await;
-    let mallory = user(&hub, "mallory").await;
+    let alice = hub.user("alice").await;
+    let mallory = hub.user("mallory").await;
     let git = Git::new();
     let space = "alice/brochure";
     static_space_as(
@@ -236,13 +218,7 @@ async fn a_protected_static_space_serves_its_files_only_to_those_who_may_read_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_space_cannot_act_as_a_signed_in_visitor_in_a_browser() {
-    if !hub::require(
-        runs("chromium", &["--version"]) && runs("chromedriver", &["--version"]),
-        "chromium or chromedriver is missing (apt-get install chromium chromium-driver)",
-    ) || !hub::require(
-        runs("python3", &["-c", "import selenium"]),
-        "python3 cannot import selenium (pip install selenium)",
-    ) {
+    if !hub::browser_ready() {
         return;
     }
     let hub = Hub::start(&[]).await;

@@ -44,14 +44,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-async fn create_user(hub: &Hub, name: &str) -> String {
-    let (s, user) = hub
-        .api("POST", "/api/admin/users", Some(json!({"name": name})))
-        .await;
-    assert_eq!(s, 200, "{user}");
-    user["token"].as_str().unwrap().to_owned()
-}
-
 async fn create_static_space(hub: &Hub, token: &str, space: &str, private: bool) {
     let (owner, name) = space.split_once('/').unwrap();
     let (s, created) = hub
@@ -69,8 +61,8 @@ async fn create_static_space(hub: &Hub, token: &str, space: &str, private: bool)
 async fn links_pushed_to_a_static_space_never_serve_files_from_outside_its_tree() {
     let git = Git::new();
     let hub = Hub::start(&[]).await;
-    let alice = create_user(&hub, "alice").await;
-    let mallory = create_user(&hub, "mallory").await;
+    let alice = hub.user("alice").await;
+    let mallory = hub.user("mallory").await;
 
     // Alice's private Space, exported into the data dir's trees/.
     let private = "alice/notes";

@@ -10,20 +10,11 @@
 mod hub;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use hub::{ADMIN_TOKEN, Git, Hub, copy_dir, example, fixture, remove_spaces};
 use serde_json::json;
-
-fn runs(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn screenshots_dir() -> PathBuf {
     match std::env::var_os("SPACEPORT_SCREENSHOTS") {
@@ -46,13 +37,7 @@ const LOGGING: &str = "admin/request-log";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_ui_shows_spaces_live_logs_analytics_and_settings_in_a_browser() {
-    if !hub::require(
-        runs("chromium", &["--version"]) && runs("chromedriver", &["--version"]),
-        "chromium or chromedriver is missing (apt-get install chromium chromium-driver)",
-    ) || !hub::require(
-        runs("python3", &["-c", "import selenium"]),
-        "python3 cannot import selenium (pip install selenium)",
-    ) {
+    if !hub::browser_ready() {
         return;
     }
     let with_docker = hub::docker_ready();

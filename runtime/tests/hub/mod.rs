@@ -566,3 +566,44 @@ pub async fn sign_in(hub: &Hub, token: &str) -> String {
     }
     panic!("sign-in sets no session cookie: {:?}", done.headers());
 }
+
+/// Whether a command runs and exits 0 (its output is dropped).
+#[allow(dead_code, reason = "only the browser tests look for programs")]
+pub fn runs(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether headless Chromium can be driven: Debian's chromium and
+/// chromium-driver, and selenium for python3. Under CI=true a missing one
+/// fails the calling test; elsewhere it is skipped with the reason.
+#[allow(dead_code, reason = "only the browser tests drive a browser")]
+pub fn browser_ready() -> bool {
+    require(
+        runs("chromium", &["--version"]) && runs("chromedriver", &["--version"]),
+        "chromium or chromedriver is missing (apt-get install chromium chromium-driver)",
+    ) && require(
+        runs("python3", &["-c", "import selenium"]),
+        "python3 cannot import selenium (pip install selenium)",
+    )
+}
+
+impl Hub {
+    /// A user made by the admin; their first token.
+    #[allow(dead_code, reason = "not every test binary has several users")]
+    pub async fn user(&self, name: &str) -> String {
+        let (s, body) = self
+            .api(
+                "POST",
+                "/api/admin/users",
+                Some(serde_json::json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(s, 200, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+}

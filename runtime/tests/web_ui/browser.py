@@ -70,3 +70,15 @@ def load(d, url):
         print(f"     retrying {url}: the network changed")
         time.sleep(0.5)
     raise AssertionError(f"could not load {url}")
+
+
+def main(run):
+    """Runs `run(driver)` in a fresh browser and reports: one line per
+    check, then the count; the exit status is non-zero when one failed."""
+    d = browser()
+    try:
+        run(d)
+    finally:
+        d.quit()
+    print(f"{len(failed)} failed" if failed else "all passed")
+    return 1 if failed else 0

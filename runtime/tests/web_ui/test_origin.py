@@ -22,7 +22,7 @@ import urllib.parse
 from selenium.webdriver.common.by import By
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browser import browser, check, failed, load, wait_for  # noqa: E402
+from browser import check, load, main, wait_for  # noqa: E402
 
 URL = os.environ["SPACEPORT_URL"].rstrip("/")
 TOKEN = os.environ["SPACEPORT_TOKEN"]
@@ -61,16 +61,6 @@ def assert_contained(where, out):
 def whoami(d):
     load(d, URL + "/api/whoami-v2")
     return d.find_element(By.TAG_NAME, "body").text
-
-
-def main():
-    d = browser()
-    try:
-        run(d)
-    finally:
-        d.quit()
-    print(f"{len(failed)} failed" if failed else "all passed")
-    return 1 if failed else 0
 
 
 def run(d):
@@ -141,4 +131,4 @@ def run(d):
           "Hello" not in d.page_source, d.page_source[:200])
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(run))

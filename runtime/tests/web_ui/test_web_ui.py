@@ -21,7 +21,7 @@ import uuid
 from selenium.webdriver.common.by import By
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from browser import browser, check, failed, load, wait_for  # noqa: E402
+from browser import check, load, main, wait_for  # noqa: E402
 from browser import http as browser_http  # noqa: E402
 
 URL = os.environ["SPACEPORT_URL"].rstrip("/")
@@ -122,16 +122,6 @@ def fits_width(d):
 
 def cards(d):
     return [c.get_attribute("data-space") for c in d.find_elements(By.CSS_SELECTOR, "a.card")]
-
-
-def main():
-    d = browser()
-    try:
-        run(d)
-    finally:
-        d.quit()
-    print(f"{len(failed)} failed" if failed else "all passed")
-    return 1 if failed else 0
 
 
 def run(d):
@@ -312,4 +302,4 @@ def run(d):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(run))
