@@ -339,6 +339,7 @@ fn the_components_run_the_agreed_commands_with_the_agreed_settings() {
                 "SPACEPORT_NAMESPACE",
                 "SPACEPORT_PUBLIC_URL",
                 "SPACEPORT_ADMIN_TOKEN_FILE",
+                "SPACEPORT_TRUST_FORWARDED",
                 "RUST_LOG",
             ][..],
         ),
