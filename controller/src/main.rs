@@ -72,6 +72,12 @@ struct ProxyArgs {
     /// The hub that checks tokens for private Spaces (without it they answer 404).
     #[arg(long, env = "SPACEPORT_HUB_URL")]
     hub_url: Option<String>,
+    /// Take the visitor's address from X-Forwarded-For and Forwarded (set
+    /// it only behind a load balancer or Ingress that sets them): the hub
+    /// counts failed tokens per visitor, and without it every visitor
+    /// behind the Ingress counts as one.
+    #[arg(long, env = "SPACEPORT_TRUST_FORWARDED")]
+    trust_forwarded: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -326,6 +332,7 @@ fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         domain: args.domain,
         namespaces: args.namespace,
         hub_url: args.hub_url,
+        trust_forwarded: args.trust_forwarded,
     };
     let config = match options.proxy_config() {
         Ok(c) => c,

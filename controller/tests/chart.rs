@@ -327,6 +327,7 @@ fn the_components_run_the_agreed_commands_with_the_agreed_settings() {
                 "SPACEPORT_DOMAIN",
                 "SPACEPORT_NAMESPACE",
                 "SPACEPORT_HUB_URL",
+                "SPACEPORT_TRUST_FORWARDED",
                 "RUST_LOG",
             ][..],
         ),

@@ -45,6 +45,21 @@ pub trait AccessChecker: Send + Sync + 'static {
     /// Whether `token` may open `space`.
     fn allows<'a>(&'a self, space: &'a SpaceId, token: &'a str) -> BoxFuture<'a, bool>;
 
+    /// [`AccessChecker::allows`] for a request from `client`, the visitor's
+    /// address as the proxy sees it. A checker that asks another service
+    /// passes it on, so that service counts failed guesses per visitor and
+    /// not per proxy (one visitor's guesses must not hold off everyone
+    /// behind the same proxy). The default ignores it.
+    fn allows_from<'a>(
+        &'a self,
+        space: &'a SpaceId,
+        token: &'a str,
+        client: std::net::IpAddr,
+    ) -> BoxFuture<'a, bool> {
+        let _ = client;
+        self.allows(space, token)
+    }
+
     /// Exchanges a ticket the hub put in a private app's URL (the `__sign`
     /// query parameter) for the app cookie's value. `None`: not a valid
     /// ticket for this Space (the default: no tickets).
@@ -170,15 +185,16 @@ pub fn authorization_credential(headers: &HeaderMap) -> Option<String> {
     None
 }
 
-/// Decides whether a request may reach the Space. `cookie_name` is the
-/// cookie that may carry a token (the app cookie on the app's own host;
-/// `None` on a path route).
+/// Decides whether a request from `client` may reach the Space.
+/// `cookie_name` is the cookie that may carry a token (the app cookie on
+/// the app's own host; `None` on a path route).
 pub async fn decide(
     checker: &dyn AccessChecker,
     space: &SpaceId,
     visibility: Visibility,
     headers: &HeaderMap,
     cookie_name: Option<&str>,
+    client: std::net::IpAddr,
 ) -> Decision {
     if visibility != Visibility::Private {
         // Open to all, but a visitor's hub token is no business of the app.
@@ -189,7 +205,7 @@ pub async fn decide(
         };
     }
     match token(headers, cookie_name) {
-        Some((t, from)) if checker.allows(space, &t).await => Decision::Allow {
+        Some((t, from)) if checker.allows_from(space, &t, client).await => Decision::Allow {
             strip_authorization: from == TokenFrom::Bearer,
         },
         _ => Decision::Hide,
@@ -222,6 +238,8 @@ pub fn remove_cookie(headers: &mut HeaderMap, name: &str) {
 mod tests {
     use super::*;
 
+    const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     fn checker() -> StaticTokens {
         let mut m = HashMap::new();
         m.insert("a/b".parse().unwrap(), HashSet::from(["good".to_owned()]));
@@ -246,37 +264,43 @@ mod tests {
         let other: SpaceId = "x/y".parse().unwrap();
         let p = Visibility::Private;
         let app = Some(APP_COOKIE);
-        assert_eq!(decide(&c, &ab, p, &headers(&[]), app).await, Decision::Hide);
+        assert_eq!(
+            decide(&c, &ab, p, &headers(&[]), app, LOCAL).await,
+            Decision::Hide
+        );
         let bearer = headers(&[("authorization", "Bearer good")]);
         assert_eq!(
-            decide(&c, &ab, p, &bearer, app).await,
+            decide(&c, &ab, p, &bearer, app, LOCAL).await,
             Decision::Allow {
                 strip_authorization: true
             }
         );
-        assert_eq!(decide(&c, &other, p, &bearer, app).await, Decision::Hide);
+        assert_eq!(
+            decide(&c, &other, p, &bearer, app, LOCAL).await,
+            Decision::Hide
+        );
         let cookie = headers(&[("cookie", "x=1; spaceport_app=good")]);
         assert_eq!(
-            decide(&c, &ab, p, &cookie, app).await,
+            decide(&c, &ab, p, &cookie, app, LOCAL).await,
             Decision::Allow {
                 strip_authorization: false
             }
         );
         assert_eq!(
-            decide(&c, &ab, p, &cookie, None).await,
+            decide(&c, &ab, p, &cookie, None, LOCAL).await,
             Decision::Hide,
             "a path route reads no cookie"
         );
         let hub_cookie = headers(&[("cookie", "spaceport_session=good")]);
         assert_eq!(
-            decide(&c, &ab, p, &hub_cookie, app).await,
+            decide(&c, &ab, p, &hub_cookie, app, LOCAL).await,
             Decision::Hide,
             "the hub's own cookie opens no app"
         );
         let bad = headers(&[("authorization", "Bearer bad")]);
-        assert_eq!(decide(&c, &ab, p, &bad, app).await, Decision::Hide);
+        assert_eq!(decide(&c, &ab, p, &bad, app, LOCAL).await, Decision::Hide);
         assert_eq!(
-            decide(&c, &ab, Visibility::Protected, &headers(&[]), app).await,
+            decide(&c, &ab, Visibility::Protected, &headers(&[]), app, LOCAL).await,
             Decision::Allow {
                 strip_authorization: false
             }
@@ -301,7 +325,7 @@ mod tests {
         for vis in [Visibility::Public, Visibility::Protected] {
             let hub = headers(&[("authorization", "Bearer hf_visitor")]);
             assert_eq!(
-                decide(&HubPrefix, &ab, vis, &hub, None).await,
+                decide(&HubPrefix, &ab, vis, &hub, None, LOCAL).await,
                 Decision::Allow {
                     strip_authorization: true
                 }
@@ -309,14 +333,14 @@ mod tests {
             // git and many tools send the token as a basic-auth password.
             let basic = headers(&[("authorization", "Basic dXNlcjpoZl92aXNpdG9y")]);
             assert_eq!(
-                decide(&HubPrefix, &ab, vis, &basic, None).await,
+                decide(&HubPrefix, &ab, vis, &basic, None, LOCAL).await,
                 Decision::Allow {
                     strip_authorization: true
                 }
             );
             let own = headers(&[("authorization", "Bearer app-key-123")]);
             assert_eq!(
-                decide(&HubPrefix, &ab, vis, &own, None).await,
+                decide(&HubPrefix, &ab, vis, &own, None, LOCAL).await,
                 Decision::Allow {
                     strip_authorization: false
                 },

@@ -575,6 +575,7 @@ where
         route.route.visibility,
         req.headers(),
         (!path_routed).then_some(cfg.app_cookie.as_str()),
+        client_ip(req.headers(), conn.peer.ip(), cfg.trust_forwarded),
     )
     .await;
     let Decision::Allow {

@@ -163,14 +163,22 @@ impl HubAccess {
         cache.insert(key, (allowed, Instant::now()));
     }
 
-    async fn ask(hub: &Hub, token: &str) -> Result<Option<WhoAmI>, String> {
+    async fn ask(
+        hub: &Hub,
+        token: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Option<WhoAmI>, String> {
         let auth = HeaderValue::try_from(format!("Bearer {token}"))
             .map_err(|_| "the token is not a valid header value".to_owned())?;
-        let req = Request::get(hub.url.whoami())
+        let mut req = Request::get(hub.url.whoami())
             .header(http::header::AUTHORIZATION, auth)
-            .header(http::header::USER_AGENT, "spaceport-proxy")
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
+            .header(http::header::USER_AGENT, "spaceport-proxy");
+        // The hub limits failed authentications per client; behind a proxy
+        // that trusts it, the visitor is the client, not this proxy.
+        if let Some(ip) = client {
+            req = req.header("x-forwarded-for", ip.to_string());
+        }
+        let req = req.body(Empty::new()).map_err(|e| e.to_string())?;
         let resp = tokio::time::timeout(HUB_TIMEOUT, hub.client.request(req))
             .await
             .map_err(|_| "the hub did not answer in time".to_owned())?
@@ -191,7 +199,7 @@ impl HubAccess {
             .map_err(|e| format!("the hub's answer is not a whoami: {e}"))
     }
 
-    async fn check(&self, space: &SpaceId, token: &str) -> bool {
+    async fn check(&self, space: &SpaceId, token: &str, client: Option<std::net::IpAddr>) -> bool {
         let Some(hub) = &self.hub else { return false };
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let mut hash = [0u8; 32];
@@ -200,7 +208,7 @@ impl HubAccess {
         if let Some(allowed) = self.cached(&key) {
             return allowed;
         }
-        let allowed = match Self::ask(hub, token).await {
+        let allowed = match Self::ask(hub, token, client).await {
             Ok(Some(who)) => who.may_read(space.owner()),
             Ok(None) => false,
             Err(e) => {
@@ -215,7 +223,23 @@ impl HubAccess {
 
 impl AccessChecker for HubAccess {
     fn allows<'a>(&'a self, space: &'a SpaceId, token: &'a str) -> BoxFuture<'a, bool> {
-        Box::pin(self.check(space, token))
+        Box::pin(self.check(space, token, None))
+    }
+
+    fn allows_from<'a>(
+        &'a self,
+        space: &'a SpaceId,
+        token: &'a str,
+        client: std::net::IpAddr,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(self.check(space, token, Some(client)))
+    }
+
+    fn is_hub_credential(&self, credential: &str) -> bool {
+        // The hub's tokens and session ids, and tokens of Hugging Face.
+        ["sp_", "sps_", "hf_"]
+            .iter()
+            .any(|p| credential.starts_with(p))
     }
 }
 

@@ -5,6 +5,9 @@ use axum::response::IntoResponse;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The X-Forwarded-For of the last whoami call.
+static LAST_FORWARDED: Mutex<Option<String>> = Mutex::new(None);
+
 /// A hub on loopback that knows three tokens and counts whoami calls.
 async fn hub() -> (HubUrl, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -13,6 +16,10 @@ async fn hub() -> (HubUrl, Arc<AtomicUsize>) {
         "/prefix/api/whoami-v2",
         axum::routing::get(move |headers: HeaderMap| {
             counted.fetch_add(1, Ordering::SeqCst);
+            *LAST_FORWARDED.lock().unwrap() = headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             async move {
                 let auth = headers
                     .get("authorization")
@@ -56,6 +63,25 @@ async fn a_token_opens_spaces_of_its_user_its_orgs_and_all_for_an_admin() {
         !access.allows(&id("alice/demo"), "bad\r\nx-admin: 1").await,
         "a token that is not a header value is refused, not sent"
     );
+}
+
+#[tokio::test]
+async fn the_hub_is_told_which_visitor_a_token_came_from() {
+    let (url, _) = hub().await;
+    let access = HubAccess::new(Some(url)).unwrap();
+    let visitor: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    assert!(
+        !access
+            .allows_from(&id("alice/demo"), "made-up-guess", visitor)
+            .await
+    );
+    assert_eq!(
+        LAST_FORWARDED.lock().unwrap().as_deref(),
+        Some("203.0.113.7"),
+        "the hub counts the failed guess against the visitor, not the proxy"
+    );
+    assert!(access.is_hub_credential("sp_abc") && access.is_hub_credential("sps_abc"));
+    assert!(!access.is_hub_credential("the-apps-own-key"));
 }
 
 #[tokio::test]

@@ -79,6 +79,8 @@ pub struct ProxyOptions {
     pub namespaces: Vec<String>,
     /// The hub that checks tokens for private Spaces.
     pub hub_url: Option<String>,
+    /// Trust X-Forwarded-* and Forwarded from the client (behind an Ingress).
+    pub trust_forwarded: bool,
 }
 
 /// A setting that cannot work.
@@ -115,6 +117,7 @@ impl ProxyOptions {
         let config = ProxyConfig {
             domain: self.domain.clone().filter(|d| !d.is_empty()),
             hub_origin,
+            trust_forwarded: self.trust_forwarded,
             ..ProxyConfig::default()
         };
         config.validate()?;
