@@ -78,7 +78,9 @@ impl SiteFiles {
             },
             Found::Folder => {
                 // Relative links in the folder's index.html need the slash.
-                let mut location = format!("{path}/");
+                // One leading slash only: `//name` would send the browser
+                // to another host.
+                let mut location = format!("/{}/", path.trim_start_matches('/'));
                 if let Some(query) = req.uri().query() {
                     location.push('?');
                     location.push_str(query);
@@ -320,6 +322,10 @@ mod tests {
         let (status, r) = get(&root, "/docs?x=1", &[]).await;
         assert_eq!(status, StatusCode::TEMPORARY_REDIRECT);
         assert_eq!(r.headers()[header::LOCATION], "/docs/?x=1");
+        // Never a redirect to another host (`//docs/` is one).
+        let (status, r) = get(&root, "//docs", &[]).await;
+        assert_eq!(status, StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(r.headers()[header::LOCATION], "/docs/");
         let (status, r) = get(&root, "/alias.html", &[]).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body(r).await, b"<h1>home</h1>");
