@@ -618,40 +618,24 @@ async fn the_huggingface_hub_client_manages_spaces_on_the_hub() {
         hub.wait_stage(effects, &["RUNNING"], Duration::from_secs(600))
             .await;
     }
-    let endpoint = hub.base();
-    let with_running = running.is_some();
-    let out = tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new("python3");
-        if with_running {
-            cmd.env("SPACEPORT_RUNNING_SPACE", effects);
-        }
-        cmd.arg(script)
-            .env("SPACEPORT_ENDPOINT", endpoint)
-            .env("SPACEPORT_TOKEN", ADMIN_TOKEN)
-            .env("SPACEPORT_OTHER_TOKEN", other)
-            .env("SPACEPORT_SPACE", "admin/hf-client-demo")
-            .env("SPACEPORT_MODEL_DATASET", "1")
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
+    let mut cmd = std::process::Command::new("python3");
+    if running.is_some() {
+        cmd.env("SPACEPORT_RUNNING_SPACE", effects);
+    }
+    cmd.arg(script)
+        .env("SPACEPORT_ENDPOINT", hub.base())
+        .env("SPACEPORT_TOKEN", ADMIN_TOKEN)
+        .env("SPACEPORT_OTHER_TOKEN", other)
+        .env("SPACEPORT_SPACE", "admin/hf-client-demo")
+        .env("SPACEPORT_MODEL_DATASET", "1");
+    let (ok, text) = hub::run_script(cmd).await;
     let logs = hub.logs();
     // The Space's containers (the client scaled it) outlive the hub by
     // design; the test removes them, passed or not.
     if running.is_some() {
         remove_spaces(&[effects]);
     }
-    assert!(
-        out.status.success(),
-        "the client's checks failed:\n{text}\n{logs}"
-    );
+    assert!(ok, "the client's checks failed:\n{text}\n{logs}");
     assert!(text.contains(" passed, 0 failed"), "{text}");
 }
 

@@ -224,28 +224,15 @@ async fn a_hostile_space_cannot_act_as_a_signed_in_visitor_in_a_browser() {
     let hub = Hub::start(&[]).await;
     let alice = setup(&hub).await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_ui/test_origin.py");
-    let base = hub.base();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg(script)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("SPACEPORT_URL", base)
-            .env("SPACEPORT_TOKEN", alice)
-            .env("SPACEPORT_EVIL", EVIL)
-            .env("SPACEPORT_PRIVATE", PRIVATE)
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script)
+        .env("SPACEPORT_URL", hub.base())
+        .env("SPACEPORT_TOKEN", alice)
+        .env("SPACEPORT_EVIL", EVIL)
+        .env("SPACEPORT_PRIVATE", PRIVATE);
+    let (ok, text) = hub::run_script(cmd).await;
     assert!(
-        out.status.success(),
+        ok,
         "the browser checks failed:\n{text}\nhub log:\n{}",
         hub.logs()
     );

@@ -82,34 +82,22 @@ async fn the_web_ui_shows_spaces_live_logs_analytics_and_settings_in_a_browser()
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web_ui/test_web_ui.py");
     let shots = screenshots_dir();
-    let base = hub.base();
-    let out = tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new("python3");
-        cmd.arg(script)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("SPACEPORT_URL", base)
-            .env("SPACEPORT_TOKEN", ADMIN_TOKEN)
-            .env("SPACEPORT_PUBLIC", PUBLIC)
-            .env("SPACEPORT_PRIVATE", PRIVATE)
-            .env("SPACEPORT_SCREENSHOTS", &shots);
-        if with_docker {
-            cmd.env("SPACEPORT_LOG_SPACE", LOGGING);
-        }
-        cmd.output().expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script)
+        .env("SPACEPORT_URL", hub.base())
+        .env("SPACEPORT_TOKEN", ADMIN_TOKEN)
+        .env("SPACEPORT_PUBLIC", PUBLIC)
+        .env("SPACEPORT_PRIVATE", PRIVATE)
+        .env("SPACEPORT_SCREENSHOTS", &shots);
+    if with_docker {
+        cmd.env("SPACEPORT_LOG_SPACE", LOGGING);
+    }
+    let (ok, text) = hub::run_script(cmd).await;
     if with_docker {
         remove_spaces(&[LOGGING]);
     }
     assert!(
-        out.status.success(),
+        ok,
         "the browser checks failed:\n{text}\nhub log:\n{}",
         hub.logs()
     );

@@ -607,3 +607,21 @@ impl Hub {
         body["token"].as_str().unwrap().to_owned()
     }
 }
+
+/// Runs a prepared command (a client script) off the async runtime's
+/// threads, prints what it wrote, and returns whether it exited 0 and its
+/// stdout and stderr together.
+#[allow(dead_code, reason = "not every test binary runs a script")]
+pub async fn run_script(mut cmd: Command) -> (bool, String) {
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("the script runs"))
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    (out.status.success(), text)
+}
