@@ -200,16 +200,9 @@ async fn the_real_client_downloads_models_and_datasets_with_ranges() {
         ])
         .env("HF_HUB_DISABLE_TELEMETRY", "1")
         .env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
-    // Off this runtime's thread: the cutting proxy runs on it.
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}\nhub log:\n{}", hub.logs());
+    // Off this runtime's thread (run_script): the cutting proxy runs on it.
+    let (ok, text) = hub::run_script(cmd).await;
+    assert!(ok, "{text}\nhub log:\n{}", hub.logs());
     for check in [
         "snapshot_download: ok",
         "hf_hub_download dataset: ok",

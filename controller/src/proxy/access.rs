@@ -236,10 +236,7 @@ impl AccessChecker for HubAccess {
     }
 
     fn is_hub_credential(&self, credential: &str) -> bool {
-        // The hub's tokens and session ids, and tokens of Hugging Face.
-        ["sp_", "sps_", "hf_"]
-            .iter()
-            .any(|p| credential.starts_with(p))
+        spaceport_runtime::hub::plugs::is_hub_credential(credential)
     }
 }
 

@@ -102,11 +102,19 @@ impl AccessChecker for StoreAccess {
     }
 
     fn is_hub_credential(&self, credential: &str) -> bool {
-        credential.starts_with(crate::state::TOKEN_PREFIX)
-            || credential.starts_with(crate::state::SESSION_PREFIX)
-            || credential.starts_with("hf_")
-            || tickets::is_ticket(credential)
+        is_hub_credential(credential)
     }
+}
+
+/// Whether a credential is, by its form, one a visitor holds for the hub:
+/// a hub token, a session id, an app ticket, or a Hugging Face token. The
+/// proxies remove such credentials before any app sees them (on one node
+/// and on Kubernetes alike).
+pub fn is_hub_credential(credential: &str) -> bool {
+    credential.starts_with(crate::state::TOKEN_PREFIX)
+        || credential.starts_with(crate::state::SESSION_PREFIX)
+        || credential.starts_with("hf_")
+        || tickets::is_ticket(credential)
 }
 
 /// Usage reports go to the database, per Space and day.

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::people::owner_id;
 use super::tokens::{
-    INFO_COLUMNS, MAX_TOKEN_LEN, TokenInfo, TokenScope, hash_token, info_from_row, with_scope,
+    INFO_COLUMNS, MAX_TOKEN_LEN, TokenInfo, TokenScope, hash_token, info_from_row, user_from_row,
+    with_scope,
 };
 use super::{Result, StateError, Store, User, now};
 
@@ -138,12 +139,7 @@ impl Store {
                 ),
                 params![hash_token(session), t],
                 |r| {
-                    let user = User {
-                        name: r.get("user")?,
-                        fullname: r.get("fullname")?,
-                        admin: r.get("admin")?,
-                        created_at: r.get("user_created_at")?,
-                    };
+                    let user = user_from_row(r)?;
                     let token = info_from_row(r)?;
                     let session = session_from_row(r, &token.0)?;
                     Ok((user, token, session))

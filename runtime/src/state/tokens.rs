@@ -109,6 +109,17 @@ fn validate_label(label: &str) -> Result<()> {
 pub(super) const INFO_COLUMNS: &str =
     "t.id, u.name AS user, t.label, t.scope, t.created_at, t.last_used_at";
 
+/// The user of a row selected with [`INFO_COLUMNS`] and `u.fullname,
+/// u.admin, u.created_at AS user_created_at`.
+pub(super) fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        name: r.get("user")?,
+        fullname: r.get("fullname")?,
+        admin: r.get("admin")?,
+        created_at: r.get("user_created_at")?,
+    })
+}
+
 pub(super) fn info_from_row(r: &Row<'_>) -> rusqlite::Result<(TokenInfo, String)> {
     Ok((
         TokenInfo {
@@ -216,15 +227,7 @@ impl Store {
                      WHERE t.hash = ?1 AND u.kind = 'user'"
                 ),
                 [&hash],
-                |r| {
-                    let user = User {
-                        name: r.get("user")?,
-                        fullname: r.get("fullname")?,
-                        admin: r.get("admin")?,
-                        created_at: r.get("user_created_at")?,
-                    };
-                    Ok((user, info_from_row(r)?))
-                },
+                |r| Ok((user_from_row(r)?, info_from_row(r)?)),
             )
             .optional()?;
         let Some((user, info)) = found else {
